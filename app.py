@@ -1,0 +1,180 @@
+"""Switchboard's aiohttp server: /api/messages and /healthz. Wires everything.
+
+Run: `python app.py` (settings come from the environment, see `Settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal
+
+from aiohttp import web
+from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bots.adapter import SwitchboardAdapter, on_turn_error
+from bots.help_desk_bot import HelpDeskBot
+from bots.json_logging import configure as configure_logging
+from pipelines.engine import Engine
+from pipelines.loader import ConfigError, load_config
+from storage.documents import DocumentStore, StoreError
+from storage.factory import create_store
+from storage.rehome import recover_transfers
+from storage.sessions import SessionStore
+
+log = logging.getLogger("switchboard")
+
+HERE = Path(__file__).resolve().parent
+MAX_BODY_BYTES = 256 * 1024
+
+DOCS = web.AppKey("docs", DocumentStore)
+SESSIONS = web.AppKey("sessions", SessionStore)
+ENGINE = web.AppKey("engine", Engine)
+BOT = web.AppKey("bot", HelpDeskBot)
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting is an environment variable (names in `validation_alias`)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Azure Bot Service registration; empty app id = local development, no auth
+    app_id: str = Field("", validation_alias=_env("MICROSOFT_APP_ID", "MicrosoftAppId"))
+    app_password: str = Field(
+        "", validation_alias=_env("MICROSOFT_APP_PASSWORD", "MicrosoftAppPassword")
+    )
+    app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
+        "MultiTenant", validation_alias=_env("MICROSOFT_APP_TYPE", "MicrosoftAppType")
+    )
+    # the Microsoft Entra tenant of a SingleTenant / MSI bot (not a help-desk tenant)
+    aad_tenant_id: str = Field(
+        "", validation_alias=_env("MICROSOFT_APP_TENANT_ID", "MicrosoftAppTenantId")
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("SWITCHBOARD_HOST", "HOST"))
+    port: int = Field(3978, validation_alias=_env("SWITCHBOARD_PORT", "PORT"))
+    config_path: str = Field(
+        str(HERE / "examples" / "helpdesk.yaml"), validation_alias=_env("SWITCHBOARD_CONFIG")
+    )
+    store: Literal["embedded", "cosmos"] = Field(
+        "embedded", validation_alias=_env("SWITCHBOARD_STORE")
+    )
+    db_path: str = Field(
+        str(HERE / "data" / "switchboard.sqlite3"), validation_alias=_env("SWITCHBOARD_DB_PATH")
+    )
+    cosmos_endpoint: str = Field("", validation_alias=_env("COSMOS_ENDPOINT"))
+    cosmos_database: str = Field("switchboard", validation_alias=_env("COSMOS_DATABASE"))
+    cosmos_key: str = Field("", validation_alias=_env("COSMOS_KEY"))
+    cosmos_verify: bool = Field(True, validation_alias=_env("COSMOS_VERIFY_TLS"))
+    # send Action.Execute (Universal Actions) buttons instead of Action.Submit
+    use_execute: bool = Field(False, validation_alias=_env("SWITCHBOARD_USE_EXECUTE"))
+    log_level: str = Field("INFO", validation_alias=_env("SWITCHBOARD_LOG_LEVEL"))
+    # where the adapter fetches the keys that sign Bot Framework tokens (tests use loopback)
+    openid_metadata_url: str | None = Field(
+        None, validation_alias=_env("TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL")
+    )
+    token_issuer: str | None = Field(
+        None, validation_alias=_env("TO_BOT_FROM_CHANNEL_TOKEN_ISSUER")
+    )
+
+
+def _bot_auth(settings: Settings) -> ConfigurationBotFrameworkAuthentication:
+    config = SimpleNamespace(
+        APP_ID=settings.app_id,
+        APP_PASSWORD=settings.app_password,
+        APP_TYPE=settings.app_type,
+        APP_TENANTID=settings.aad_tenant_id,
+    )
+    if settings.openid_metadata_url:
+        config.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.openid_metadata_url
+    if settings.token_issuer:
+        config.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = settings.token_issuer
+    return ConfigurationBotFrameworkAuthentication(config)
+
+
+def make_store(settings: Settings) -> DocumentStore:
+    return create_store(
+        settings.store,
+        db_path=settings.db_path,
+        cosmos_endpoint=settings.cosmos_endpoint or None,
+        cosmos_database=settings.cosmos_database,
+        cosmos_key=settings.cosmos_key or None,
+        cosmos_verify=settings.cosmos_verify,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, docs: DocumentStore | None = None
+) -> web.Application:
+    """The aiohttp app. Raises ConfigError before serving if the config is wrong."""
+    settings = settings or Settings()
+    config, _warnings = load_config(settings.config_path)
+    docs = docs or make_store(settings)
+    sessions = SessionStore(docs)
+    engine = Engine(config, sessions, use_execute=settings.use_execute)
+    bot = HelpDeskBot(engine, sessions)
+    adapter = SwitchboardAdapter(_bot_auth(settings))
+    adapter.on_turn_error = on_turn_error
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[DOCS] = docs
+    app[SESSIONS] = sessions
+    app[ENGINE] = engine
+    app[BOT] = bot
+
+    async def messages(request: web.Request) -> web.Response:
+        return await adapter.process(request, bot)
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(docs.ping(), timeout=5)
+        except (StoreError, TimeoutError) as exc:
+            return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
+        return web.json_response({"status": "ok", "store": settings.store})
+
+    async def on_startup(app: web.Application) -> None:
+        await docs.open()
+        recovered = await recover_transfers(sessions)
+        if recovered:
+            log.warning("finished %d transfers a crash had left half-done", len(recovered))
+
+    async def on_cleanup(app: web.Application) -> None:
+        await docs.close()
+
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"switchboard: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not settings.app_id:
+        log.warning(
+            "LOCAL DEVELOPMENT MODE: no MICROSOFT_APP_ID, so requests are not authenticated"
+        )
+    log.info(
+        "listening",
+        extra={"url": f"http://{settings.host}:{settings.port}/api/messages",
+               "store": settings.store, "config": settings.config_path},
+    )
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

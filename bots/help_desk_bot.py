@@ -1,0 +1,232 @@
+"""The Teams activity handler: Teams activity -> the guest's live session -> the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from botbuilder.core import InvokeResponse, MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import Activity, ChannelAccount
+
+from bots.guest_input import guest_metadata, parse_execute, parse_message
+from cards.builders import help_card
+from cards.schema import attachment
+from pipelines.actions.base import GuestInput
+from pipelines.engine import Engine, TurnResult
+from storage.models import SessionState
+from storage.sessions import SessionConflict, SessionStore
+
+log = logging.getLogger("switchboard.turn")
+
+COMMANDS = [
+    ("help", "show what I can do and where you are"),
+    ("restart", "close this request and start a new one"),
+]
+
+
+class _ConversationLocks:
+    """One turn at a time per conversation in this process (Teams may send in parallel)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._users: dict[str, int] = defaultdict(int)
+
+    def hold(self, key: str) -> _Held:
+        return _Held(self, key)
+
+
+class _Held:
+    def __init__(self, owner: _ConversationLocks, key: str) -> None:
+        self.owner, self.key = owner, key
+
+    async def __aenter__(self) -> None:
+        self.owner._users[self.key] += 1
+        await self.owner._locks[self.key].acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.owner._locks[self.key].release()
+        self.owner._users[self.key] -= 1
+        if self.owner._users[self.key] == 0:
+            del self.owner._users[self.key]
+            del self.owner._locks[self.key]
+
+
+def _sender(context: TurnContext):
+    async def send(text: str | None, card: dict[str, Any] | None) -> str | None:
+        if card is not None:
+            activity = MessageFactory.attachment(attachment(card))
+        else:
+            activity = MessageFactory.text(text or "")
+        response = await context.send_activity(activity)
+        return getattr(response, "id", None)
+
+    return send
+
+
+class HelpDeskBot(TeamsActivityHandler):
+    def __init__(self, engine: Engine, store: SessionStore) -> None:
+        self.engine = engine
+        self.store = store
+        self.locks = _ConversationLocks()
+
+    # -- Teams events ----------------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        guest = parse_message(turn_context)
+        await self._turn(turn_context, guest)
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
+        if turn_context.activity.name != "adaptiveCard/action":
+            return await super().on_invoke_activity(turn_context)
+        guest = parse_execute(turn_context.activity)
+        if guest is None:
+            return InvokeResponse(status=400, body=_invoke_error("the action is not an Execute"))
+        result = await self._turn(turn_context, guest)
+        if result is not None and result.replace_card is not None:
+            body = {
+                "statusCode": 200,
+                "type": "application/vnd.microsoft.card.adaptive",
+                "value": result.replace_card,
+            }
+        else:
+            body = {
+                "statusCode": 200,
+                "type": "application/vnd.microsoft.activity.message",
+                "value": "Got it.",
+            }
+        return InvokeResponse(status=200, body=body)
+
+    async def on_teams_members_added(
+        self, teams_members_added, team_info, turn_context: TurnContext
+    ) -> None:
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(m.id == bot_id for m in teams_members_added or []):
+            await self._welcome(turn_context)
+
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._welcome(turn_context)
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        # non-Teams channels (the Emulator): same welcome
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(m.id == bot_id for m in members_added or []):
+            await self._welcome(turn_context)
+
+    # -- turns -----------------------------------------------------------------------
+
+    async def _welcome(self, context: TurnContext) -> None:
+        """On install: start the guest's first session, unless one is already live."""
+        conversation_id = _conversation_id(context)
+        if conversation_id is None or not _is_personal(context.activity):
+            return
+        async with self.locks.hold(conversation_id):
+            if await self.store.live(conversation_id) is not None:
+                return
+            started = time.perf_counter()
+            result = await self.engine.start(
+                conversation_id,
+                guest_metadata(context.activity),
+                _reference(context),
+                _sender(context),
+            )
+            _log_turn(context, result, started, "install")
+
+    async def _turn(self, context: TurnContext, guest: GuestInput) -> TurnResult | None:
+        conversation_id = _conversation_id(context)
+        if conversation_id is None:
+            log.warning("activity without a conversation id ignored")
+            return None
+        command = (guest.text or "").strip().casefold() if guest.value is None else ""
+        started = time.perf_counter()
+        async with self.locks.hold(conversation_id):
+            for attempt in range(2):
+                try:
+                    result = await self._dispatch(context, conversation_id, guest, command)
+                    break
+                except SessionConflict:
+                    # another instance wrote the session first: reload and do it again
+                    self.store.forget(conversation_id)
+                    if attempt == 1:
+                        raise
+            _log_turn(context, result, started, command or guest.verb or "message")
+            return result
+
+    async def _dispatch(
+        self, context: TurnContext, conversation_id: str, guest: GuestInput, command: str
+    ) -> TurnResult:
+        send = _sender(context)
+        session = await self.store.live(conversation_id)
+        if command == "help":
+            where = None
+            if session is not None:
+                tenant = self.engine.config.tenant(session.tenant_id)
+                where = f"You're talking to {tenant.name}."
+            await send(None, help_card(COMMANDS, where=where))
+            return TurnResult(session, sent=1, events=["help"])
+        if command == "restart":
+            if session is not None:
+                session.state = SessionState.RESTARTED
+                session.awaiting_input = False
+                await self.store.save(session)
+            await send("Starting over.", None)
+            return await self.engine.start(
+                conversation_id, guest_metadata(context.activity), _reference(context), send
+            )
+        if session is None:
+            return await self.engine.start(
+                conversation_id,
+                guest_metadata(context.activity),
+                _reference(context),
+                send,
+                first=guest,
+            )
+        return await self.engine.handle(session, guest, send)
+
+
+def _invoke_error(message: str) -> dict[str, Any]:
+    return {
+        "statusCode": 400,
+        "type": "application/vnd.microsoft.error",
+        "value": {"code": "BadRequest", "message": message},
+    }
+
+
+def _conversation_id(context: TurnContext) -> str | None:
+    conversation = context.activity.conversation
+    cid = getattr(conversation, "id", None)
+    return cid if isinstance(cid, str) and cid else None
+
+
+def _is_personal(activity: Activity) -> bool:
+    conversation_type = getattr(activity.conversation, "conversation_type", None)
+    return conversation_type in (None, "personal")
+
+
+def _reference(context: TurnContext) -> dict[str, Any]:
+    return TurnContext.get_conversation_reference(context.activity).serialize()
+
+
+def _log_turn(context: TurnContext, result: TurnResult | None, started: float, kind: str) -> None:
+    session = result.session if result else None
+    log.info(
+        "turn",
+        extra={
+            "kind": kind,
+            "activity_type": context.activity.type,
+            "conversation": _conversation_id(context),
+            "session": session.id if session else None,
+            "tenant": session.tenant_id if session else None,
+            "stage": session.stage_key if session else None,
+            "state": session.state.value if session else None,
+            "sent": result.sent if result else 0,
+            "events": result.events if result else [],
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
+

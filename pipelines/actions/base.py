@@ -1,0 +1,124 @@
+"""The one small interface every pipeline action implements.
+
+An action gets a `StageContext` (the session, the config, a way to send cards and to bind
+templates) and answers with an `Outcome`: wait for the guest, go to another stage, close
+the session, or transfer it. The engine does the rest (persisting, transfers, hop limits),
+so an action module holds only its own settings model and behaviour.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+from pipelines.config import StageConfig
+from storage.models import MetadataValue, Session, SessionState
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig, SwitchboardConfig, TenantConfig
+
+
+@dataclass(frozen=True, slots=True)
+class GuestInput:
+    """What the guest sent: typed text, or a card submit (Action.Submit / Action.Execute)."""
+
+    text: str | None = None
+    # the card's inputs and data, as the channel delivered them
+    value: dict[str, Any] | None = None
+    # from the card's `switchboard` data: what the button meant, and for which stage
+    verb: str | None = None
+    session_id: str | None = None
+    stage_key: str | None = None
+    choice: str | None = None
+    # True for Action.Execute: the reply may replace the pressed card
+    invoke: bool = False
+
+    @property
+    def answer(self) -> str | None:
+        if self.value is not None and "answer" in self.value:
+            raw = self.value["answer"]
+            return raw.strip() if isinstance(raw, str) else None
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Stay on this stage until the guest answers."""
+
+
+@dataclass(frozen=True, slots=True)
+class Goto:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    state: SessionState
+    card: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    tenant_id: str
+    # the stage setting whose resolved template is the transfer card
+    template_setting: str = "template"
+    # where to go when the hop limit stops the transfer (None: close the session)
+    on_hop_limit: str | None = None
+
+
+Outcome = Wait | Goto | Close | Transfer
+
+
+class StageContext(Protocol):
+    session: Session
+    config: SwitchboardConfig
+    tenant: TenantConfig
+    pipeline: PipelineConfig
+    # set by an action answering an Action.Execute: the card that replaces the pressed one
+    replace_card: dict[str, Any] | None
+    use_execute: bool
+
+    async def send_card(self, card: dict[str, Any]) -> None: ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    def template(self, stage: StageConfig, setting: str) -> dict[str, Any]:
+        """The stage's resolved (not yet bound) template for `setting`."""
+        ...
+
+    def bind(self, template: dict[str, Any]) -> dict[str, Any]: ...
+
+    def bind_text(self, text: str) -> str: ...
+
+    def set_metadata(self, key: str, value: MetadataValue) -> None: ...
+
+
+S = TypeVar("S", bound=StageConfig)
+
+
+@dataclass
+class LoadCheck:
+    """What an action's `check` may look at when the config loads."""
+
+    config: SwitchboardConfig
+    tenant: TenantConfig
+    pipeline: PipelineConfig
+    problems: list[str] = field(default_factory=list)
+
+
+class Action(abc.ABC, Generic[S]):
+    name: ClassVar[str]
+    settings: ClassVar[type[StageConfig]]
+
+    @abc.abstractmethod
+    async def enter(self, ctx: StageContext, stage: S) -> Outcome:
+        """The session arrives at the stage."""
+
+    async def receive(self, ctx: StageContext, stage: S, guest: GuestInput) -> Outcome:
+        """The guest answered while the session waits on this stage."""
+        return await self.enter(ctx, stage)
+
+    def check(self, stage: S, load: LoadCheck) -> list[str]:
+        """Extra load-time checks that need the whole config (e.g. a target tenant)."""
+        return []

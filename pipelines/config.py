@@ -1,0 +1,119 @@
+"""Config models: tenants, their pipelines and stages.
+
+The stage's own settings are validated by the model its action declares
+(`pipelines.actions`), so the config language grows one file at a time. Everything here is
+checked by `pipelines.loader` when the config loads, never when a guest hits it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+METADATA_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+
+# A card template: a file name (relative to the config file) or an inline card.
+TemplateRef = str | dict[str, Any]
+
+
+class StageConfig(BaseModel):
+    """What every stage has. Actions subclass this with their own settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(pattern=KEY_PATTERN)
+    action: str
+    next: str | None = None
+
+    def targets(self) -> dict[str, str]:
+        """Where this stage can go: a label (for errors and drawings) -> stage key."""
+        return {"next": self.next} if self.next else {}
+
+    def template_refs(self) -> dict[str, TemplateRef]:
+        """Card templates this stage sends: setting name -> reference."""
+        return {}
+
+    def metadata_written(self) -> list[str]:
+        """Metadata keys this stage sets, so templates of later stages may bind them."""
+        return []
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=KEY_PATTERN)
+    name: str | None = None
+    # parsed by the loader into the action's own model
+    stages: list[StageConfig]
+
+    def stage(self, key: str) -> StageConfig:
+        for stage in self.stages:
+            if stage.key == key:
+                return stage
+        raise KeyError(key)
+
+    @property
+    def first(self) -> StageConfig:
+        return self.stages[0]
+
+
+class TenantConfig(BaseModel):
+    """A department of the help desk. Not the Microsoft Entra tenant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=120)
+    enabled: bool = True
+    primary_pipeline: str
+    pipelines: list[PipelineConfig] = Field(min_length=1)
+
+    def pipeline(self, pipeline_id: str) -> PipelineConfig:
+        for pipeline in self.pipelines:
+            if pipeline.id == pipeline_id:
+                return pipeline
+        raise KeyError(pipeline_id)
+
+    @property
+    def primary(self) -> PipelineConfig:
+        return self.pipeline(self.primary_pipeline)
+
+
+class SwitchboardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    primary_tenant: str
+    # how many transfers one chat may go through before the loop is stopped
+    max_transfer_hops: int = Field(default=5, ge=1, le=50)
+    tenants: list[TenantConfig] = Field(min_length=1)
+    # set by the loader: where relative template paths are resolved
+    source: str = ""
+    # set by the loader: resolved templates, by (tenant, pipeline, stage, setting)
+    templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def tenant(self, tenant_id: str) -> TenantConfig:
+        for tenant in self.tenants:
+            if tenant.id == tenant_id:
+                return tenant
+        raise KeyError(tenant_id)
+
+    def find_tenant(self, text: str) -> TenantConfig | None:
+        """By id or name, case-insensitively (agents type `transfer hr`)."""
+        wanted = text.strip().casefold()
+        for tenant in self.tenants:
+            if wanted in (tenant.id.casefold(), tenant.name.casefold()):
+                return tenant
+        return None
+
+    @property
+    def primary(self) -> TenantConfig:
+        return self.tenant(self.primary_tenant)
+
+    def template(self, tenant_id: str, pipeline_id: str, stage_key: str, setting: str) -> dict:
+        return self.templates[template_key(tenant_id, pipeline_id, stage_key, setting)]
+
+
+def template_key(tenant_id: str, pipeline_id: str, stage_key: str, setting: str) -> str:
+    return f"{tenant_id}/{pipeline_id}/{stage_key}/{setting}"

@@ -1,0 +1,139 @@
+"""Typed records the store keeps. They serialize to the document bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MetadataValue = str | int | float | bool | None
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SessionState(StrEnum):
+    OPEN = "open"
+    # the rehome is under way: the intent is recorded here, the target may not exist yet
+    TRANSFERRING = "transferring"
+    TRANSFERRED = "transferred"
+    RESOLVED = "resolved"
+    ENDED = "ended"
+    RESTARTED = "restarted"
+    HOP_LIMIT = "hop_limit"
+
+    @property
+    def live(self) -> bool:
+        return self in (SessionState.OPEN, SessionState.TRANSFERRING)
+
+
+class TransferIntent(BaseModel):
+    """Recorded on the sending session before anything else moves, so a crash can resume."""
+
+    to_session_id: str
+    to_tenant_id: str
+    to_tenant_name: str
+    to_pipeline_id: str
+    to_stage_key: str
+    # the transfer card, already bound, sent to the guest when the target starts
+    card: dict[str, Any] | None = None
+    started_at: str = Field(default_factory=utcnow)
+
+
+class Hop(BaseModel):
+    from_session_id: str
+    from_tenant_id: str
+    from_tenant_name: str
+    to_session_id: str
+    to_tenant_id: str
+    to_tenant_name: str
+    at: str = Field(default_factory=utcnow)
+    # who sent it: "pipeline" or "agent:<aad object id>" (issue 4)
+    by: str = "pipeline"
+
+
+class Session(BaseModel):
+    """One chat of one guest in one tenant."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    tenant_id: str
+    conversation_id: str
+    pipeline_id: str
+    stage_key: str | None
+    state: SessionState = SessionState.OPEN
+    # True when the current stage has asked and waits for the guest's reply
+    awaiting_input: bool = False
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    hops: int = 0
+    # transcript sequence numbers already used
+    transcript_count: int = 0
+    transfer: TransferIntent | None = None
+    # False until the engine has entered `stage_key` (a rehomed session starts this way)
+    started: bool = True
+    # a bound card to send before anything else (the transfer card of a rehomed session)
+    pending_card: dict[str, Any] | None = None
+    # every hop this chat went through, oldest first (copied forward on each transfer)
+    hop_log: list[Hop] = Field(default_factory=list)
+    created_at: str = Field(default_factory=utcnow)
+    updated_at: str = Field(default_factory=utcnow)
+    closed_at: str | None = None
+    # not part of the document: the ETag it was read with
+    etag: str | None = Field(default=None, exclude=True)
+
+    def body(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        out["type"] = "session"
+        return out
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class TranscriptEntry(BaseModel):
+    session_id: str
+    tenant_id: str
+    seq: int
+    direction: Direction
+    # "guest", "bot", later "agent:<id>"
+    sender: str
+    text: str | None = None
+    card: dict[str, Any] | None = None
+    value: dict[str, Any] | None = None
+    activity_id: str | None = None
+    at: str = Field(default_factory=utcnow)
+
+    @property
+    def doc_id(self) -> str:
+        return f"{self.session_id}:t:{self.seq:08d}"
+
+    def body(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        out["type"] = "transcript"
+        out["sessionId"] = self.session_id
+        return out
+
+
+class ConversationPointer(BaseModel):
+    """The conversation's pointer to its live session, and how to reach the guest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conversation_id: str
+    session_id: str
+    tenant_id: str
+    # botbuilder ConversationReference, serialized, for proactive messages
+    reference: dict[str, Any] = Field(default_factory=dict)
+    updated_at: str = Field(default_factory=utcnow)
+    etag: str | None = Field(default=None, exclude=True)
+
+    def body(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        out["type"] = "pointer"
+        return out

@@ -1,0 +1,160 @@
+"""Rehoming: move a conversation's live session to another tenant's partition.
+
+Cosmos cannot move an item between partitions, nor write two partitions in one
+transaction, so the move is four idempotent steps. Each one can be repeated, and the
+first one records the whole intent on the sending session, so whoever finds the session
+in `transferring` (the next activity, or the start-up sweep) finishes the same move:
+
+1. `intent`  - the sending session, If-Match its ETag: state `transferring`, the target's
+               new session id, and the six Session.TransferredFrom/To keys. Two racing
+               transfers: one wins this write, the other gets a conflict.
+2. `target`  - create the target session (same id on a retry, so never two).
+3. `pointer` - move the conversation pointer to the target, if it still points at the source.
+4. `close`   - the sending session: state `transferred`.
+
+The transcript is not copied: it stays in the sending tenant, reachable through
+Session.TransferredFrom.*, so the cost does not grow with its length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from storage.models import Hop, Session, SessionState, TransferIntent, utcnow
+from storage.sessions import SessionConflict, SessionStore, new_session_id
+
+STEPS = ("intent", "target", "pointer", "close")
+
+
+class TransferRefused(Exception):
+    """The session is no longer where the transfer expected it (another transfer won)."""
+
+    def __init__(self, message: str, current: Session | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+def transfer_keys(hop: Hop) -> dict[str, Any]:
+    return {
+        "Session.TransferredFrom.SessionId": hop.from_session_id,
+        "Session.TransferredFrom.TenantId": hop.from_tenant_id,
+        "Session.TransferredFrom.TenantName": hop.from_tenant_name,
+        "Session.TransferredTo.SessionId": hop.to_session_id,
+        "Session.TransferredTo.TenantId": hop.to_tenant_id,
+        "Session.TransferredTo.TenantName": hop.to_tenant_name,
+    }
+
+
+async def rehome(
+    store: SessionStore,
+    source: Session,
+    *,
+    source_tenant_name: str,
+    to_tenant_id: str,
+    to_tenant_name: str,
+    to_pipeline_id: str,
+    to_stage_key: str,
+    card: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    by: str = "pipeline",
+) -> Session:
+    """Run all four steps; return the target session (open, not yet started)."""
+    if source.state != SessionState.OPEN:
+        raise TransferRefused(f"session {source.id} is {source.state}", source)
+    hop = Hop(
+        from_session_id=source.id,
+        from_tenant_id=source.tenant_id,
+        from_tenant_name=source_tenant_name,
+        to_session_id=new_session_id(),
+        to_tenant_id=to_tenant_id,
+        to_tenant_name=to_tenant_name,
+        by=by,
+    )
+    intent = TransferIntent(
+        to_session_id=hop.to_session_id,
+        to_tenant_id=to_tenant_id,
+        to_tenant_name=to_tenant_name,
+        to_pipeline_id=to_pipeline_id,
+        to_stage_key=to_stage_key,
+    )
+    metadata = {**source.metadata, **transfer_keys(hop)}
+    if card is not None:
+        intent.card = card(metadata)
+    marked = source.model_copy(
+        update={
+            "state": SessionState.TRANSFERRING,
+            "awaiting_input": False,
+            "transfer": intent,
+            "metadata": metadata,
+            "hop_log": [*source.hop_log, hop],
+        }
+    )
+    try:
+        marked = await store.save(marked)
+    except SessionConflict:
+        current = await store.get(source.tenant_id, source.id)
+        raise TransferRefused(
+            f"session {source.id} changed before its transfer could start", current
+        ) from None
+    store.step("intent")
+    return await finish_rehome(store, marked)
+
+
+async def finish_rehome(store: SessionStore, source: Session) -> Session:
+    """Steps 2-4 for a session in `transferring`; safe to run any number of times."""
+    intent = source.transfer
+    if source.state != SessionState.TRANSFERRING or intent is None:
+        raise ValueError(f"session {source.id} is not being transferred")
+    hop = source.hop_log[-1]
+    metadata = {
+        **source.metadata,
+        "Session.Id": intent.to_session_id,
+        "Session.TenantId": intent.to_tenant_id,
+        "Session.TenantName": intent.to_tenant_name,
+        "Session.Hops": source.hops + 1,
+    }
+    target = Session(
+        id=intent.to_session_id,
+        tenant_id=intent.to_tenant_id,
+        conversation_id=source.conversation_id,
+        pipeline_id=intent.to_pipeline_id,
+        stage_key=intent.to_stage_key,
+        started=False,
+        metadata=metadata,
+        hops=source.hops + 1,
+        hop_log=list(source.hop_log),
+        pending_card=intent.card,
+    )
+    assert hop.to_session_id == target.id
+    target = await store.create_or_get(target)
+    store.step("target")
+
+    await store.repoint(source.conversation_id, source.id, target)
+    store.step("pointer")
+
+    closed = source.model_copy(
+        update={"state": SessionState.TRANSFERRED, "closed_at": utcnow()}
+    )
+    for _ in range(5):
+        try:
+            await store.save(closed)
+            break
+        except SessionConflict:
+            current = await store.get(source.tenant_id, source.id)
+            if current is None or current.state != SessionState.TRANSFERRING:
+                break  # another process finished it
+            closed = current.model_copy(
+                update={"state": SessionState.TRANSFERRED, "closed_at": utcnow()}
+            )
+    store.step("close")
+    store.remember(target)
+    return target
+
+
+async def recover_transfers(store: SessionStore, limit: int = 1000) -> list[Session]:
+    """The start-up sweep: finish every rehome a crash left in `transferring`."""
+    stuck = await store.list(state=SessionState.TRANSFERRING, limit=limit)
+    finished = []
+    for session in stuck:
+        finished.append(await finish_rehome(store, session))
+    return finished

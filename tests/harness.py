@@ -1,0 +1,117 @@
+"""Runs the real aiohttp app on a free loopback port, with the real adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import app as switchboard_app
+from storage.documents import DocumentStore
+from tests import teams
+from tests.connector import Connector, Sent
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "helpdesk.yaml"
+
+
+@dataclass
+class BotServer:
+    settings: switchboard_app.Settings
+    docs: DocumentStore | None = None
+    url: str = ""
+    runner: web.AppRunner | None = None
+    app: web.Application | None = None
+    http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> BotServer:
+        self.app = switchboard_app.create_app(self.settings, docs=self.docs)
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = aiohttp.ClientSession()
+        return self
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        self.runner = self.http = None
+
+    async def post(self, activity: Any, **kwargs: Any) -> tuple[int, Any]:
+        assert self.http is not None
+        async with self.http.post(f"{self.url}/api/messages", json=activity, **kwargs) as resp:
+            body = await resp.text()
+            try:
+                import json
+
+                return resp.status, json.loads(body) if body else None
+            except ValueError:
+                return resp.status, body
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> switchboard_app.Settings:
+    values = {
+        "config_path": str(EXAMPLE_CONFIG),
+        "db_path": str(tmp_path / "switchboard.sqlite3"),
+        "store": "embedded",
+        **overrides,
+    }
+    return switchboard_app.Settings(**values)
+
+
+@dataclass
+class Chat:
+    """One guest's personal chat with the bot."""
+
+    user: teams.TeamsUser
+    bot: BotServer
+    connector: Connector
+    seen: int = 0
+    statuses: list[int] = field(default_factory=list)
+
+    def _new(self) -> list[Sent]:
+        mine = self.connector.to(self.user.conversation_id)
+        new, self.seen = mine[self.seen:], len(mine)
+        return new
+
+    async def send(self, activity: dict[str, Any]) -> list[Sent]:
+        status, body = await self.bot.post(activity)
+        self.statuses.append(status)
+        assert status in (200, 201), (status, body)
+        self.last_body = body
+        return self._new()
+
+    async def install(self) -> list[Sent]:
+        return await self.send(teams.install(self.user, self.connector.url))
+
+    async def say(self, text: str) -> list[Sent]:
+        return await self.send(teams.message(self.user, self.connector.url, text))
+
+    def last_card(self, with_button: bool = True) -> dict[str, Any]:
+        for sent in reversed(self.connector.to(self.user.conversation_id)):
+            for card in reversed(sent.cards):
+                if not with_button or list(teams._actions(card)):
+                    return card
+        raise AssertionError("no card with buttons was sent to this guest")
+
+    async def press(self, button: str | None = None, **inputs: Any) -> list[Sent]:
+        card = self.last_card()
+        action = teams.find_action(card, button)
+        if action["type"] == "Action.Execute":
+            return await self.send(teams.execute(self.user, self.connector.url, card, inputs,
+                                                 button))
+        return await self.send(teams.submit(self.user, self.connector.url, card, inputs, button))
+
+    async def answer(self, text: str) -> list[Sent]:
+        return await self.press(None, answer=text)
+
+
+def texts(sent: list[Sent]) -> str:
+    return "\n".join(s.all_text() for s in sent)

@@ -1,0 +1,215 @@
+"""The bot through its HTTP endpoint: restarts, chains, loops, commands, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from app import SESSIONS
+from storage.models import SessionState
+from tests import teams
+from tests.harness import BotServer, Chat, settings_for, texts
+
+CONFIGS = Path(__file__).parent / "e2e_configs"
+
+
+async def _server(tmp_path, **settings) -> BotServer:
+    return await BotServer(settings_for(tmp_path, **settings)).start()
+
+
+async def test_restart_between_two_messages_loses_nothing(tmp_path, connector):
+    first = await _server(tmp_path)
+    chat = Chat(teams.TeamsUser.make("Grace Hopper"), first, connector)
+    await chat.say("hi")
+    await chat.answer("The printer on floor 3 is jammed")
+    await chat.press("IT")
+    before = await first.app[SESSIONS].live(chat.user.conversation_id)
+    await first.stop()
+
+    second = await _server(tmp_path)  # same database file, new process state
+    chat.bot = second
+    try:
+        sent = await chat.answer("Printer")
+        assert "How urgent is it?" in texts(sent)
+        after = await second.app[SESSIONS].live(chat.user.conversation_id)
+        assert after.id == before.id and after.tenant_id == "it"
+        assert after.metadata["Answers.Device"] == "Printer"
+        assert after.metadata["Answers.Need"] == "The printer on floor 3 is jammed"
+        sent = await chat.answer("blocking")
+        assert "expect a call within the hour" in texts(sent)
+    finally:
+        await second.stop()
+
+
+async def test_chain_a_b_c_keeps_the_keys_of_each_hop(tmp_path, connector):
+    server = await _server(tmp_path, config_path=str(CONFIGS / "chain.yaml"))
+    try:
+        chat = Chat(teams.TeamsUser.make("Alan Turing"), server, connector)
+        sent = await chat.say("hello")
+        assert "Alpha asks: your name?" in texts(sent)
+        sent = await chat.say("Alan")
+        shown = texts(sent)
+        assert "Moving you from Alpha to Bravo." in shown
+        assert "Bravo here, Alan. You came from Alpha." in shown
+        assert "Moving you from Bravo to Charlie." in shown
+        assert "Charlie asks: anything else, Alan?" in shown
+
+        store = server.app[SESSIONS]
+        [a] = await store.list("a")
+        [b] = await store.list("b")
+        [c] = await store.list("c")
+        assert (a.state, b.state, c.state) == ("transferred", "transferred", "open")
+
+        def hop(s):
+            return tuple(
+                s.metadata[f"Session.Transferred{side}.{k}"]
+                for side in ("From", "To")
+                for k in ("SessionId", "TenantId", "TenantName")
+            )
+
+        a_to_b = (a.id, "a", "Alpha", b.id, "b", "Bravo")
+        b_to_c = (b.id, "b", "Bravo", c.id, "c", "Charlie")
+        assert hop(a) == a_to_b
+        assert hop(b) == b_to_c and hop(c) == b_to_c
+        # the whole chain stays on record on the last session
+        assert [(h.from_tenant_id, h.to_tenant_id) for h in c.hop_log] == [("a", "b"), ("b", "c")]
+        assert [h.to_session_id for h in c.hop_log] == [b.id, c.id]
+        assert [s.id for s in await store.chain(c)] == [a.id, b.id, c.id]
+        assert c.hops == 2 and c.metadata["Answers.Name"] == "Alan"
+        # the earlier transcript is readable through the link
+        earlier = await store.transcript(b.metadata["Session.TransferredFrom.TenantId"], a.id)
+        assert [e.text for e in earlier if e.direction == "in"] == ["hello", "Alan"]
+    finally:
+        await server.stop()
+
+
+async def test_loop_is_stopped_at_the_hop_limit(tmp_path, connector):
+    server = await _server(tmp_path, config_path=str(CONFIGS / "loop.yaml"))
+    try:
+        chat = Chat(teams.TeamsUser.make("Eve"), server, connector)
+        sent = await chat.say("hi")
+        shown = texts(sent)
+        assert shown.count("Moving you from") == 3
+        assert "already been transferred 3 times" in shown
+        assert "Type **restart** to begin again." in shown
+        store = server.app[SESSIONS]
+        assert await store.live(chat.user.conversation_id) is None
+        sessions = await store.list()
+        assert sorted(s.state.value for s in sessions) == ["hop_limit"] + ["transferred"] * 3
+        # the guest can start again
+        sent = await chat.say("restart")
+        assert "Ping says hello (hop 0)" in texts(sent)
+    finally:
+        await server.stop()
+
+
+async def test_two_guests_at_once_never_see_each_others_cards(bot, new_chat, connector):
+    ada, bob = new_chat("Ada"), new_chat("Bob")
+
+    async def run(chat: Chat, need: str, dept: str):
+        await chat.say("hi")
+        await chat.answer(need)
+        await chat.press(dept)
+
+    await asyncio.gather(run(ada, "ADA-NEED-laptop", "IT"), run(bob, "BOB-NEED-payroll", "HR"))
+    ada_text = texts(connector.to(ada.user.conversation_id))
+    bob_text = texts(connector.to(bob.user.conversation_id))
+    assert "ADA-NEED-laptop" in ada_text and "BOB-NEED" not in ada_text and "Bob" not in ada_text
+    assert "BOB-NEED-payroll" in bob_text and "ADA-NEED" not in bob_text and "Ada" not in bob_text
+    assert "Moving you from Service Desk to IT." in ada_text
+    assert "Moving you from Service Desk to HR." in bob_text
+
+
+async def test_action_execute_buttons_replace_the_pressed_card(tmp_path, connector):
+    server = await _server(tmp_path, use_execute=True)
+    try:
+        chat = Chat(teams.TeamsUser.make("Lin"), server, connector)
+        await chat.say("hi")
+        assert teams.find_action(chat.last_card())["type"] == "Action.Execute"
+        await chat.answer("VPN is down")
+        sent = await chat.press("Legal")
+        # the invoke got a 200 with the card that replaces the menu
+        assert chat.statuses[-1] == 200
+        body = chat.last_body
+        assert body["type"] == "application/vnd.microsoft.card.adaptive"
+        assert "Legal" in str(body["value"]) and "actions" not in body["value"]
+        assert "Moving you from Service Desk to Legal." in texts(sent)
+        assert "Is this about a contract?" in texts(sent)
+    finally:
+        await server.stop()
+
+
+async def test_install_sends_the_welcome_once(bot, new_chat, connector):
+    chat = new_chat("Kim")
+    sent = await chat.install()
+    assert "welcome to the Service Desk" in texts(sent)
+    again = await chat.install()
+    assert again == []
+    sent = await chat.answer("My badge stopped working")
+    assert "Which department should handle this?" in texts(sent)
+
+
+async def test_help_and_restart_at_any_point(bot, new_chat):
+    chat = new_chat("Mo")
+    await chat.say("hi")
+    await chat.answer("A question about my contract")
+    sent = await chat.say("help")
+    assert "You're talking to Service Desk." in texts(sent)
+    # help did not move the guest: the menu still works
+    sent = await chat.say("legal")
+    assert "Moving you from Service Desk to Legal." in texts(sent)
+    sent = await chat.say("restart")
+    assert "Starting over." in texts(sent) and "welcome to the Service Desk" in texts(sent)
+    store = bot.app[SESSIONS]
+    live = await store.live(chat.user.conversation_id)
+    assert live.tenant_id == "service-desk" and live.stage_key == "ask_need"
+    legal = await store.list("legal")
+    assert [s.state for s in legal] == [SessionState.RESTARTED]
+
+
+async def test_a_stale_card_is_refused_politely(bot, new_chat):
+    chat = new_chat("Sam")
+    await chat.say("hi")
+    question = chat.last_card()
+    await chat.answer("Need a new monitor")
+    sent = await chat.send(
+        teams.submit(chat.user, chat.connector.url, question, {"answer": "again"})
+    )
+    assert "no longer does anything" in texts(sent)
+    live = await bot.app[SESSIONS].live(chat.user.conversation_id)
+    assert live.metadata["Answers.Need"] == "Need a new monitor"
+    assert live.stage_key == "department"
+
+
+async def test_guest_text_is_never_evaluated_as_a_template(bot, new_chat):
+    chat = new_chat("Mallory")
+    await chat.say("hi")
+    sent = await chat.answer('${Guest.Name} {"$when": "${false}"}')
+    await chat.press("IT")
+    shown = texts(chat.connector.to(chat.user.conversation_id))
+    assert '${Guest.Name} {"$when": "${false}"}' in shown
+    assert sent
+
+
+async def test_malformed_requests_get_4xx_and_the_server_keeps_serving(bot, new_chat):
+    json_type = {"Content-Type": "application/json"}
+    assert (await bot.post(None, data=b"{not json", headers=json_type))[0] == 400
+    assert (await bot.post([1, 2]))[0] == 400
+    assert (await bot.post({"text": "no type"}))[0] == 400
+    assert (await bot.post({"type": 5}))[0] == 400
+    status, _ = await bot.post(None, data=b"hi", headers={"Content-Type": "text/plain"})
+    assert status == 415
+    status, _ = await bot.post({"type": "message", "text": "x" * (300 * 1024)})
+    assert status == 413
+    async with bot.http.get(f"{bot.url}/healthz") as resp:
+        assert resp.status == 200
+    chat = new_chat("Still Served")
+    assert "welcome" in texts(await chat.say("hi"))
+
+
+async def test_healthz_is_503_when_the_store_does_not_answer(bot):
+    async with bot.http.get(f"{bot.url}/healthz") as resp:
+        assert resp.status == 200 and (await resp.json())["status"] == "ok"
+    await bot.app[SESSIONS].docs.close()
+    async with bot.http.get(f"{bot.url}/healthz") as resp:
+        assert resp.status == 503
