@@ -157,24 +157,32 @@ class HelpDeskBot(TeamsActivityHandler):
             _log_turn(context, result, started, command or guest.verb or "message")
             return result
 
+    def _where(self, session) -> str | None:
+        if session is None:
+            return None
+        tenant = self.engine.config.tenant(session.tenant_id)
+        return f"You're talking to {tenant.name}."
+
     async def _dispatch(
         self, context: TurnContext, conversation_id: str, guest: GuestInput, command: str
     ) -> TurnResult:
         send = _sender(context)
         session = await self.store.live(conversation_id)
         if command == "help":
-            where = None
-            if session is not None:
-                tenant = self.engine.config.tenant(session.tenant_id)
-                where = f"You're talking to {tenant.name}."
-            await send(None, help_card(COMMANDS, where=where))
-            return TurnResult(session, sent=1, events=["help"])
+            card = help_card(COMMANDS, where=self._where(session))
+            if session is None:
+                await send(None, card)
+                return TurnResult(None, sent=1, events=["help"])
+            result = await self.engine.reply_outside_pipeline(session, guest, send, card=card)
+            result.events.append("help")
+            return result
         if command == "restart":
             if session is not None:
-                session.state = SessionState.RESTARTED
-                session.awaiting_input = False
-                await self.store.save(session)
-            await send("Starting over.", None)
+                await self.engine.reply_outside_pipeline(
+                    session, guest, send, text="Starting over.", close_as=SessionState.RESTARTED
+                )
+            else:
+                await send("Starting over.", None)
             return await self.engine.start(
                 conversation_id, guest_metadata(context.activity), _reference(context), send
             )

@@ -56,6 +56,7 @@ class Turn:
         self.session = session
         self._send = send
         self.entries: list[TranscriptEntry] = []
+        self.outbox: list[tuple[str | None, dict[str, Any] | None]] = []
         self.replace_card: dict[str, Any] | None = None
         self.use_execute = engine.use_execute
         self.sent = 0
@@ -98,9 +99,10 @@ class Turn:
         await self._out(text, None)
 
     async def _out(self, text: str | None, card: dict[str, Any] | None) -> None:
-        activity_id = await self._send(text, card)
-        self.sent += 1
-        self.record(Direction.OUT, "bot", text=text, card=card, activity_id=activity_id)
+        # held until the session write that records it succeeds: a turn that loses a
+        # race with another instance (If-Match) has sent nothing and can be redone
+        self.outbox.append((text, card))
+        self.record(Direction.OUT, "bot", text=text, card=card)
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -119,8 +121,13 @@ class Turn:
         session.transcript_count += 1
 
     async def persist(self) -> None:
+        """Write the session and its new transcript lines, then send what they record."""
         self.session = await self.engine.store.save(self.session, self.entries)
         self.entries = []
+        outbox, self.outbox = self.outbox, []
+        for text, card in outbox:
+            await self._send(text, card)
+            self.sent += 1
 
 
 class Engine:
@@ -191,6 +198,30 @@ class Engine:
             outcome = await action.enter(turn, turn.stage)
         return await self._finish(turn, outcome)
 
+    async def reply_outside_pipeline(
+        self,
+        session: Session,
+        guest: GuestInput,
+        send: Sender,
+        *,
+        text: str | None = None,
+        card: dict[str, Any] | None = None,
+        close_as: SessionState | None = None,
+    ) -> TurnResult:
+        """A command's answer (help, restart): kept in the transcript, position unchanged."""
+        turn = Turn(self, session, send)
+        turn.record(Direction.IN, "guest", text=guest.text, value=guest.value)
+        if card is not None:
+            await turn.send_card(card)
+        if text is not None:
+            await turn.send_text(text)
+        if close_as is not None:
+            turn.session.state = close_as
+            turn.session.awaiting_input = False
+            turn.session.closed_at = utcnow()
+        await turn.persist()
+        return TurnResult(turn.session, sent=turn.sent)
+
     async def resume(self, session: Session, send: Sender) -> TurnResult:
         """Deliver what a rehomed session owes the guest (used after a crash sweep)."""
         turn = Turn(self, session, send)
@@ -228,7 +259,7 @@ class Engine:
             session.awaiting_input = True
             return None
         if isinstance(outcome, Goto):
-            if turn.sent and turn.entries:
+            if turn.outbox:
                 await turn.persist()
             session = turn.session
             session.stage_key = outcome.key

@@ -39,6 +39,7 @@ stored under a SHA-256 digest instead; the original key is kept in every documen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Iterable
@@ -118,10 +119,9 @@ def _set_etag(item: Any, etag: str) -> None:
     if isinstance(item, dict):
         item["e_tag"] = etag
     else:
-        try:
+        # an immutable value (str, tuple...) has nothing to update
+        with contextlib.suppress(AttributeError):
             item.e_tag = etag
-        except AttributeError:  # an immutable value (str, tuple...): nothing to update
-            pass
 
 
 def _body(key: str, item: Any) -> dict[str, Any]:
@@ -190,22 +190,20 @@ class DocumentBotStorage(Storage):
         try:
             return await self.store.replace(CONTAINER, doc_id, doc_id, body, if_match=e_tag)
         except PreconditionFailed:
-            current = await self.store.read(CONTAINER, doc_id, doc_id)
-            raise KeyError(
-                "Etag conflict.\nOriginal: %s\r\nCurrent: %s"
-                % (e_tag, current.etag if current else None)
-            ) from None
+            raise await self._conflict(doc_id, e_tag) from None
         except NotFound:
             pass
         # nothing stored under that key (any more): MemoryStorage writes it
         try:
             return await self.store.create(CONTAINER, doc_id, doc_id, body)
         except AlreadyExists:
-            current = await self.store.read(CONTAINER, doc_id, doc_id)
-            raise KeyError(
-                "Etag conflict.\nOriginal: %s\r\nCurrent: %s"
-                % (e_tag, current.etag if current else None)
-            ) from None
+            raise await self._conflict(doc_id, e_tag) from None
+
+    async def _conflict(self, doc_id: str, e_tag: str) -> KeyError:
+        """MemoryStorage's error, with the e_tag now stored."""
+        current = await self.store.read(CONTAINER, doc_id, doc_id)
+        current_etag = current.etag if current else None
+        return KeyError(f"Etag conflict.\nOriginal: {e_tag}\r\nCurrent: {current_etag}")
 
     async def delete(self, keys: Iterable[str]) -> None:
         for key in keys:

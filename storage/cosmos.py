@@ -17,15 +17,17 @@ this module. A 404 whose sub-status says the *database or container* is missing 
 StoreUnavailable too, never "no such item".
 
 Retries (429, 503, dropped connections) are the SDK's own, bounded by `max_retry_seconds`:
-- 429 (throttled): the SDK's throttle policy waits what the service asks (x-ms-retry-after-ms)
-  and retries while its cumulative wait stays under `retry_throttle_backoff_max`; we set that
-  to `max_retry_seconds`, and allow enough attempts (`retry_throttle_total`) that the time
-  budget, not a count, is what ends it.
-- 503 and connection errors: the SDK retries on the next region (or the same one, once, for a
-  single-region account) after 500 ms.
-- Every call also passes the SDK's absolute `timeout=max_retry_seconds`, which spans all the
-  retries of that call: past it the SDK raises CosmosClientTimeoutError -> StoreUnavailable.
-  So no call takes much longer than `max_retry_seconds`, whatever the service does.
+- 429 (throttled): the SDK's throttle policy (`RetryOptions`) waits what the service asks
+  (x-ms-retry-after-ms) and retries while its cumulative wait stays under
+  `retry_throttle_backoff_max`; we set that to `max_retry_seconds`, and allow enough attempts
+  (`retry_throttle_total`, one per 10 ms of budget) that time, not a count, ends it.
+- 503, 500, 408 and connection errors: the SDK retries on the next region (once on the same
+  one for a single-region account) after 500 ms.
+- Every call passes the SDK's absolute `timeout=max_retry_seconds`, which spans all the retries
+  of that call: past it the SDK raises CosmosClientTimeoutError -> StoreUnavailable. The SDK
+  looks at that clock only between attempts, so a Retry-After longer than what is left would
+  overrun it: a hard `asyncio.timeout` one second later cancels the call in that case.
+  So no call takes longer than `max_retry_seconds` + 1 s, whatever the service does.
 
 Request charge: every primitive records one entry in `self.stats` (`stats.record(op, charge)`),
 with `charge` the sum of the `x-ms-request-charge` headers of all the HTTP responses that call
@@ -70,6 +72,8 @@ tests/fixtures/cosmos.py) differs from real Cosmos in ways this module does not 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -99,6 +103,7 @@ _SYSTEM_FIELDS = ("_rid", "_self", "_ts", "_attachments", "_etag", "_lsn")
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
 _MAX_BATCH_OPS = 100  # Cosmos's limit for one transactional batch
 _OWNER_RESOURCE_NOT_FOUND = 1003  # 404 sub-status: the database or container is missing
+_HARD_CAP_GRACE = 1.0  # seconds past max_retry_seconds before a call is cancelled outright
 
 
 class _Charge:
@@ -112,10 +117,8 @@ class _Charge:
     def __call__(self, pipeline_response: Any) -> None:
         value = pipeline_response.http_response.headers.get("x-ms-request-charge")
         if value:
-            try:
+            with contextlib.suppress(ValueError):
                 self.total += float(value)
-            except ValueError:
-                pass
 
 
 class CosmosStore(DocumentStore):
@@ -129,7 +132,8 @@ class CosmosStore(DocumentStore):
     Retries: 429 and 503 are retried by the SDK's own policies with backoff (429: the wait the
     service asks for, `retry_throttle_backoff_max=max_retry_seconds`; 503: the next region
     after 500 ms), and every call carries the SDK's absolute `timeout=max_retry_seconds`,
-    which bounds all the retries of that call; past it the call raises StoreUnavailable.
+    which bounds all the retries of that call (plus a hard cap 1 s later); past it the call
+    raises StoreUnavailable. See the module docstring.
     """
 
     def __init__(
@@ -174,9 +178,9 @@ class CosmosStore(DocumentStore):
             credential=credential,
             connection_verify=self._connection_verify,
             # 429: wait what the service asks, up to `budget` seconds in all; the attempt count
-            # is set high so that the time budget is what ends the retries
-            retry_throttle_total=max(9, int(budget * 10)),
-            retry_throttle_backoff_max=max(1, int(budget)),
+            # is set high (one per 10 ms of budget) so that time, not a count, ends the retries
+            retry_throttle_total=max(9, int(budget * 100)),
+            retry_throttle_backoff_max=budget,
             timeout=budget,
         )
         try:
@@ -248,7 +252,8 @@ class CosmosStore(DocumentStore):
         self, container: str, partition: str, id: str, body: dict[str, Any]
     ) -> Document:
         proxy = self._container(container)
-        item = await self._call("create", proxy.create_item, _outgoing(container, partition, id, body))
+        body = _outgoing(container, partition, id, body)
+        item = await self._call("create", proxy.create_item, body)
         return _document(partition, item)
 
     async def replace(
@@ -268,7 +273,8 @@ class CosmosStore(DocumentStore):
         self, container: str, partition: str, id: str, body: dict[str, Any]
     ) -> Document:
         proxy = self._container(container)
-        item = await self._call("upsert", proxy.upsert_item, _outgoing(container, partition, id, body))
+        body = _outgoing(container, partition, id, body)
+        item = await self._call("upsert", proxy.upsert_item, body)
         return _document(partition, item)
 
     async def delete(
@@ -316,7 +322,7 @@ class CosmosStore(DocumentStore):
     async def batch(self, container: str, partition: str, ops: list[WriteOp]) -> list[Document]:
         proxy = self._container(container)
         if len(ops) > _MAX_BATCH_OPS:
-            raise ValueError(f"a Cosmos transactional batch holds at most {_MAX_BATCH_OPS} operations")
+            raise ValueError(f"a Cosmos batch holds at most {_MAX_BATCH_OPS} operations")
         pending = list(ops)
         charge = _Charge()
         try:
@@ -376,12 +382,20 @@ class CosmosStore(DocumentStore):
 
     async def _sdk(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return await fn(*args, timeout=self.max_retry_seconds, **kwargs)
+            # the SDK's own `timeout` normally ends it; the hard cap covers the one case where it
+            # does not, a Retry-After longer than what is left of the budget (the SDK sleeps
+            # it out before looking at the clock again)
+            async with asyncio.timeout(self.max_retry_seconds + _HARD_CAP_GRACE):
+                return await fn(*args, timeout=self.max_retry_seconds, **kwargs)
         except cosmos_errors.CosmosBatchOperationError:
             raise  # batch() maps it, knowing which operation failed
         except cosmos_errors.CosmosHttpResponseError as exc:
             raise _http_error(exc) from exc
-        except (AzureError, OSError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"Cosmos DB at {self.endpoint}: no answer within {self.max_retry_seconds:g}s"
+            ) from exc
+        except (AzureError, OSError) as exc:
             raise StoreUnavailable(f"Cosmos DB at {self.endpoint}: {_short(exc)}") from exc
 
 

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from storage.embedded import EmbeddedStore
-
 from tests import teams
 from tests.connector import start_connector
 from tests.harness import BotServer, Chat, settings_for
 
-import importlib.util  # TEMP
-pytest_plugins = ["tests.fixtures.cosmos"] if importlib.util.find_spec("tests.fixtures.cosmos") else []  # TEMP
+pytest_plugins = ["tests.fixtures.cosmos"]
 
 
 @pytest.fixture
@@ -22,9 +22,43 @@ async def connector():
     assert not bad, f"the bot sent invalid Adaptive Cards: {bad}"
 
 
+@pytest.fixture(params=["embedded", "cosmos"])
+async def make_docs(request, tmp_path):
+    """Makes document stores that share one database: one per bot process in a test.
+
+    Parametrized, so every end-to-end test runs on the embedded store and on Cosmos.
+    """
+    if request.param == "embedded":
+        path = tmp_path / "bot.sqlite3"
+        yield lambda: EmbeddedStore(path)
+        return
+    from storage.cosmos import CosmosStore
+
+    server = request.getfixturevalue("cosmos_server")
+    database = f"e2e-{uuid.uuid4().hex}"
+    made: list[CosmosStore] = []
+
+    def make() -> CosmosStore:
+        store = CosmosStore(
+            server.endpoint, database, key=server.key, connection_verify=False,
+            max_retry_seconds=10.0,
+        )
+        made.append(store)
+        return store
+
+    yield make
+    if made:
+        cleanup = make()
+        await cleanup.open()
+        try:
+            await cleanup.delete_database()
+        finally:
+            await cleanup.close()
+
+
 @pytest.fixture
-async def bot(tmp_path):
-    server = await BotServer(settings_for(tmp_path)).start()
+async def bot(tmp_path, make_docs):
+    server = await BotServer(settings_for(tmp_path), docs=make_docs()).start()
     yield server
     await server.stop()
 
@@ -37,13 +71,10 @@ def new_chat(bot, connector):
     return make
 
 
-@pytest.fixture(params=["embedded", "cosmos"])
-async def docs(request, tmp_path):
-    """The document store, once per backend: the same tests run on both."""
-    if request.param == "cosmos":
-        yield request.getfixturevalue("cosmos_store")
-        return
-    store = EmbeddedStore(tmp_path / "docs.sqlite3")
+@pytest.fixture
+async def docs(make_docs):
+    """One opened document store, once per backend: the same tests run on both."""
+    store = make_docs()
     await store.open()
     yield store
     await store.close()

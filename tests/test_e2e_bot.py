@@ -13,12 +13,12 @@ from tests.harness import BotServer, Chat, settings_for, texts
 CONFIGS = Path(__file__).parent / "e2e_configs"
 
 
-async def _server(tmp_path, **settings) -> BotServer:
-    return await BotServer(settings_for(tmp_path, **settings)).start()
+async def _server(tmp_path, make_docs, **settings) -> BotServer:
+    return await BotServer(settings_for(tmp_path, **settings), docs=make_docs()).start()
 
 
-async def test_restart_between_two_messages_loses_nothing(tmp_path, connector):
-    first = await _server(tmp_path)
+async def test_restart_between_two_messages_loses_nothing(tmp_path, make_docs, connector):
+    first = await _server(tmp_path, make_docs)
     chat = Chat(teams.TeamsUser.make("Grace Hopper"), first, connector)
     await chat.say("hi")
     await chat.answer("The printer on floor 3 is jammed")
@@ -26,7 +26,7 @@ async def test_restart_between_two_messages_loses_nothing(tmp_path, connector):
     before = await first.app[SESSIONS].live(chat.user.conversation_id)
     await first.stop()
 
-    second = await _server(tmp_path)  # same database file, new process state
+    second = await _server(tmp_path, make_docs)  # same database file, new process state
     chat.bot = second
     try:
         sent = await chat.answer("Printer")
@@ -41,8 +41,8 @@ async def test_restart_between_two_messages_loses_nothing(tmp_path, connector):
         await second.stop()
 
 
-async def test_chain_a_b_c_keeps_the_keys_of_each_hop(tmp_path, connector):
-    server = await _server(tmp_path, config_path=str(CONFIGS / "chain.yaml"))
+async def test_chain_a_b_c_keeps_the_keys_of_each_hop(tmp_path, make_docs, connector):
+    server = await _server(tmp_path, make_docs, config_path=str(CONFIGS / "chain.yaml"))
     try:
         chat = Chat(teams.TeamsUser.make("Alan Turing"), server, connector)
         sent = await chat.say("hello")
@@ -77,14 +77,15 @@ async def test_chain_a_b_c_keeps_the_keys_of_each_hop(tmp_path, connector):
         assert [s.id for s in await store.chain(c)] == [a.id, b.id, c.id]
         assert c.hops == 2 and c.metadata["Answers.Name"] == "Alan"
         # the earlier transcript is readable through the link
-        earlier = await store.transcript(b.metadata["Session.TransferredFrom.TenantId"], a.id)
+        first_hop = c.hop_log[0]
+        earlier = await store.transcript(first_hop.from_tenant_id, first_hop.from_session_id)
         assert [e.text for e in earlier if e.direction == "in"] == ["hello", "Alan"]
     finally:
         await server.stop()
 
 
-async def test_loop_is_stopped_at_the_hop_limit(tmp_path, connector):
-    server = await _server(tmp_path, config_path=str(CONFIGS / "loop.yaml"))
+async def test_loop_is_stopped_at_the_hop_limit(tmp_path, make_docs, connector):
+    server = await _server(tmp_path, make_docs, config_path=str(CONFIGS / "loop.yaml"))
     try:
         chat = Chat(teams.TeamsUser.make("Eve"), server, connector)
         sent = await chat.say("hi")
@@ -120,8 +121,8 @@ async def test_two_guests_at_once_never_see_each_others_cards(bot, new_chat, con
     assert "Moving you from Service Desk to HR." in bob_text
 
 
-async def test_action_execute_buttons_replace_the_pressed_card(tmp_path, connector):
-    server = await _server(tmp_path, use_execute=True)
+async def test_action_execute_buttons_replace_the_pressed_card(tmp_path, make_docs, connector):
+    server = await _server(tmp_path, make_docs, use_execute=True)
     try:
         chat = Chat(teams.TeamsUser.make("Lin"), server, connector)
         await chat.say("hi")
@@ -213,3 +214,64 @@ async def test_healthz_is_503_when_the_store_does_not_answer(bot):
     await bot.app[SESSIONS].docs.close()
     async with bot.http.get(f"{bot.url}/healthz") as resp:
         assert resp.status == 503
+
+
+async def test_two_instances_share_one_store_with_messages_alternating(
+    tmp_path, make_docs, connector
+):
+    one = await _server(tmp_path, make_docs)
+    two = await _server(tmp_path, make_docs)
+    try:
+        chat = Chat(teams.TeamsUser.make("Ola"), one, connector)
+        steps = [
+            (one, lambda: chat.say("hi"), "What do you need help with today"),
+            (two, lambda: chat.answer("Payslip is wrong"), "Which department"),
+            (one, lambda: chat.press("HR"), "What is your employee number?"),
+            (two, lambda: chat.answer("E54321"), "Which topic is it about?"),
+            (one, lambda: chat.answer("Payroll"), "HR has your request"),
+        ]
+        for server, act, expected in steps:
+            chat.bot = server
+            assert expected in texts(await act())
+        for server in (one, two):
+            store = server.app[SESSIONS]
+            sessions = [s for s in await store.list()
+                        if s.conversation_id == chat.user.conversation_id]
+            assert sorted((s.tenant_id, s.state.value) for s in sessions) == [
+                ("hr", "resolved"), ("service-desk", "transferred")]
+        hr = next(s for s in await two.app[SESSIONS].list("hr"))
+        assert hr.metadata["Answers.EmployeeNumber"] == "E54321"
+        assert hr.metadata["Answers.HrTopic"] == "Payroll"
+        lines = await two.app[SESSIONS].transcript("hr", hr.id)
+        assert [e.seq for e in lines] == list(range(len(lines)))
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+async def test_the_same_guest_on_two_instances_at_once_loses_no_answer(
+    tmp_path, make_docs, connector
+):
+    one = await _server(tmp_path, make_docs)
+    two = await _server(tmp_path, make_docs)
+    try:
+        chat = Chat(teams.TeamsUser.make("Race"), one, connector)
+        await chat.say("hi")
+        card = chat.last_card()
+        # a double-click delivered to both instances at the same moment
+        results = await asyncio.gather(
+            one.post(teams.submit(chat.user, connector.url, card, {"answer": "first"})),
+            two.post(teams.submit(chat.user, connector.url, card, {"answer": "first"})),
+        )
+        assert [status for status, _ in results] == [201, 201]
+        said = texts(connector.to(chat.user.conversation_id))
+        # one instance took the answer, the other saw a card that had been used
+        assert said.count("Which department should handle this?") == 1
+        assert said.count("no longer does anything") == 1
+        live = await one.app[SESSIONS].live(chat.user.conversation_id)
+        assert live.metadata["Answers.Need"] == "first" and live.stage_key == "department"
+        lines = await one.app[SESSIONS].transcript(live.tenant_id, live.id)
+        assert [e.seq for e in lines] == list(range(len(lines)))
+    finally:
+        await one.stop()
+        await two.stop()
