@@ -80,6 +80,7 @@ def question_card(
     choices: list[str] | None,
     multiline: bool,
     use_execute: bool,
+    required: bool = True,
 ) -> Card:
     """A question with a text box (or, with `choices`, radio buttons) named `answer`, and Send."""
     field: dict[str, Any]
@@ -89,7 +90,7 @@ def question_card(
             "id": "answer",
             "style": "expanded",
             "choices": [{"title": c, "value": c} for c in choices],
-            "isRequired": True,
+            "isRequired": required,
             "errorMessage": "Please choose one.",
         }
     else:
@@ -97,7 +98,7 @@ def question_card(
             "type": "Input.Text",
             "id": "answer",
             "isMultiline": multiline,
-            "isRequired": True,
+            "isRequired": required,
             "errorMessage": "Please type an answer.",
         }
     if placeholder:

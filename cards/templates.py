@@ -48,7 +48,12 @@ def load_template(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise TemplateError(f"cannot read: {e}", str(path)) from None
+        if isinstance(e, FileNotFoundError):
+            raise TemplateError(
+                "file not found: check the path (relative to the config file)", str(path)
+            ) from None
+        reason = getattr(e, "strerror", None) or str(e)
+        raise TemplateError(f"cannot read: {reason}", str(path)) from None
     return parse_template(text, str(path))
 
 

@@ -27,7 +27,7 @@ from storage.models import (
     utcnow,
 )
 from storage.rehome import TransferRefused, rehome
-from storage.sessions import SessionStore, new_session_id
+from storage.sessions import SessionConflict, SessionStore, new_session_id
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,9 @@ class Engine:
             return Close(SessionState.HOP_LIMIT)
         template = turn.template(turn.stage, outcome.template_setting)
         source_tenant = turn.tenant
-        await turn.persist()
+        if turn.outbox:
+            await turn.persist()
+        entries, turn.entries = turn.entries, []
         try:
             new = await rehome(
                 self.store,
@@ -306,12 +308,11 @@ class Engine:
                 card=lambda metadata: bind(
                     template, {**metadata, "Tenant.Id": target.id, "Tenant.Name": target.name}
                 ),
+                entries=entries,
             )
         except TransferRefused as exc:
-            log.warning("transfer refused: %s", exc)
-            if exc.current is not None:
-                turn.session = exc.current
-            return None
+            # another instance moved the session first: the bot redoes the turn on its truth
+            raise SessionConflict(str(exc)) from exc
         turn.events.append(f"transferred:{source_tenant.id}->{target.id}")
         turn.session = new
         return await self._resume(turn)

@@ -7,8 +7,10 @@ meets a config error.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 MAX_NESTING = 40
+MAX_VALUES = 200_000
 
 # metadata every session has, whatever its pipeline
 GUEST_KEYS = ("Guest.Id", "Guest.Name", "Guest.AadObjectId", "Guest.AadTenantId", "Guest.Locale")
@@ -59,20 +62,29 @@ class ConfigError(Exception):
         super().__init__(f"configuration has {count}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+def _short(label: str, limit: int = 60) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
 class _Problems:
     def __init__(self, file: str) -> None:
         self.file = file
         self.items: list[str] = []
+        # parts that failed to parse: references to them are not reported a second time
+        self.broken: set[tuple[str, ...]] = set()
 
     def add(self, message: str, tenant: str = "", pipeline: str = "", stage: str = "") -> None:
         where = [self.file]
         if tenant:
-            where.append(f"tenant {tenant!r}")
+            where.append(f"tenant {_short(tenant)!r}")
         if pipeline:
-            where.append(f"pipeline {pipeline!r}")
+            where.append(f"pipeline {_short(pipeline)!r}")
         if stage:
-            where.append(f"stage {stage!r}")
+            where.append(f"stage {_short(stage)!r}")
         self.items.append(" > ".join(where) + ": " + message)
+
+    def broken_tenants(self) -> frozenset[str]:
+        return frozenset(b[1] for b in self.broken if b[0] == "tenant")
 
 
 def load_config(path: str | Path) -> tuple[SwitchboardConfig, list[str]]:
@@ -89,31 +101,57 @@ def _read(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError([f"{name}: cannot read the file: {exc.strerror or exc}"]) from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"{name}: the file is over {MAX_CONFIG_BYTES // 1024} KB"])
+        raise ConfigError([
+            f"{name}: the file is over {MAX_CONFIG_BYTES // 1024} KB: keep card templates "
+            "in their own files and reference them with `template: file.json`"
+        ])
     try:
         text = data.decode("utf-8")
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{name}: not valid {_kind(path)}: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{name}: not UTF-8 text: save the file as UTF-8"]) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            [f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{name}: not valid YAML: {_yaml_problem(exc)}"]) from None
     except RecursionError:
         raise ConfigError([f"{name}: nested too deeply to be a configuration"]) from None
-    if _depth(raw) > MAX_NESTING:
-        raise ConfigError([f"{name}: nested more than {MAX_NESTING} levels deep"])
+    too_big = _too_big(raw)
+    if too_big:
+        raise ConfigError([f"{name}: {too_big}"])
     return raw
 
 
-def _kind(path: Path) -> str:
-    return "JSON" if path.suffix.lower() == ".json" else "YAML"
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return problem
 
 
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_NESTING:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+def _too_big(value: Any) -> str | None:
+    """Why the parsed file is too deep or too large, walking it in bounded time.
+
+    YAML aliases make a small file expand into a huge tree ("billion laughs"), so the walk
+    counts values visited and stops at a budget rather than trusting the file size.
+    """
+    seen = 0
+    stack = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return f"expands to more than {MAX_VALUES:,} values (YAML aliases?): simplify it"
+        if level > MAX_NESTING:
+            return f"nested more than {MAX_NESTING} levels deep: flatten it"
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return None
 
 
 def _pydantic_problems(exc: ValidationError) -> Iterable[str]:
@@ -182,6 +220,7 @@ def _tenant(raw: Any, index: int, problems: _Problems) -> TenantConfig | None:
         if pipeline is not None:
             pipelines.append(pipeline)
     if not pipelines:
+        problems.broken.add(("tenant", tenant_id))
         return None
     fields = {k: v for k, v in raw.items() if k != "pipelines"}
     try:
@@ -189,6 +228,7 @@ def _tenant(raw: Any, index: int, problems: _Problems) -> TenantConfig | None:
     except (ValidationError, TypeError) as exc:
         for message in _messages(exc):
             problems.add(message, tenant_id)
+        problems.broken.add(("tenant", tenant_id))
         return None
 
 
@@ -206,6 +246,7 @@ def _pipeline(raw: Any, index: int, tenant_id: str, problems: _Problems) -> Pipe
     raw_stages = raw.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
         problems.add("`stages` must be a non-empty list", tenant_id, pipeline_id)
+        problems.broken.add(("pipeline", tenant_id, pipeline_id))
         return None
     stages: list[StageConfig] = []
     seen: set[str] = set()
@@ -227,18 +268,24 @@ def _pipeline(raw: Any, index: int, tenant_id: str, problems: _Problems) -> Pipe
         seen.add(label)
         action_name = raw_stage.get("action")
         action = actions.get(action_name) if isinstance(action_name, str) else None
+        known = ", ".join(sorted(actions))
         if action is None:
-            problems.add(
-                f"unknown action type {action_name!r}: use one of {', '.join(sorted(actions))}",
-                tenant_id, pipeline_id, label,
-            )
+            problems.broken.add(("stage", tenant_id, pipeline_id, label))
+            if action_name is None:
+                problems.add(f"the stage has no `action`: use one of {known}",
+                             tenant_id, pipeline_id, label)
+            else:
+                problems.add(f"unknown action type {_short(str(action_name))!r}: use one of "
+                             f"{known}", tenant_id, pipeline_id, label)
             continue
         try:
             stages.append(action.settings(**raw_stage))
         except (ValidationError, TypeError) as exc:
+            problems.broken.add(("stage", tenant_id, pipeline_id, label))
             for message in _messages(exc):
                 problems.add(message, tenant_id, pipeline_id, label)
     if not stages:
+        problems.broken.add(("pipeline", tenant_id, pipeline_id))
         return None
     fields = {k: v for k, v in raw.items() if k != "stages"}
     try:
@@ -246,6 +293,7 @@ def _pipeline(raw: Any, index: int, tenant_id: str, problems: _Problems) -> Pipe
     except (ValidationError, TypeError) as exc:
         for message in _messages(exc):
             problems.add(message, tenant_id, pipeline_id)
+        problems.broken.add(("pipeline", tenant_id, pipeline_id))
         return None
 
 
@@ -258,16 +306,19 @@ def _check_tenants(config: SwitchboardConfig, problems: _Problems) -> None:
         if not primary.enabled:
             problems.add(f"`primary_tenant` {config.primary_tenant!r} is disabled: enable it")
     except KeyError:
-        problems.add(
-            f"`primary_tenant` {config.primary_tenant!r} is not a tenant: use one of "
-            + ", ".join(ids)
-        )
+        if ("tenant", config.primary_tenant) not in problems.broken:
+            problems.add(
+                f"`primary_tenant` {config.primary_tenant!r} is not a tenant: use one of "
+                + ", ".join(ids)
+            )
     actions = registry()
     for tenant in config.tenants:
         pids = [p.id for p in tenant.pipelines]
         for pid in {i for i in pids if pids.count(i) > 1}:
             problems.add("duplicate pipeline id", tenant.id, pid)
-        if tenant.primary_pipeline not in pids:
+        if tenant.primary_pipeline not in pids and (
+            ("pipeline", tenant.id, tenant.primary_pipeline) not in problems.broken
+        ):
             problems.add(
                 f"`primary_pipeline` {tenant.primary_pipeline!r} is not one of its pipelines: "
                 + ", ".join(pids),
@@ -275,10 +326,12 @@ def _check_tenants(config: SwitchboardConfig, problems: _Problems) -> None:
             )
         for pipeline in tenant.pipelines:
             keys = {s.key for s in pipeline.stages}
-            load = LoadCheck(config, tenant, pipeline)
+            load = LoadCheck(config, tenant, pipeline, problems.broken_tenants())
             for stage in pipeline.stages:
                 for label, target in stage.targets().items():
-                    if target not in keys:
+                    if target not in keys and (
+                        ("stage", tenant.id, pipeline.id, target) not in problems.broken
+                    ):
                         problems.add(
                             f"`{label}` points to {target!r}, which is not a stage of this "
                             f"pipeline: use one of {', '.join(sorted(keys))}",
@@ -343,6 +396,7 @@ def _templates(
                     text = getattr(stage, text_field, None)
                     if isinstance(text, str):
                         for message in check_template(text, known.__contains__):
+                            message = _hint(message.removeprefix("$: "), known)
                             problems.add(f"`{text_field}`: {message}", *where)
                 for setting, ref in stage.template_refs().items():
                     try:
@@ -352,7 +406,7 @@ def _templates(
                         continue
                     binding = check_template(template, known.__contains__)
                     for message in binding:
-                        problems.add(f"`{setting}`: {message}", *where)
+                        problems.add(f"`{setting}`: {_hint(message, known)}", *where)
                     if not binding:
                         card = bind(template, samples)
                         for message in validate_card(card) if card is not None else []:
@@ -363,6 +417,20 @@ def _templates(
                             )
                     resolved[template_key(*where, setting)] = template
     return resolved
+
+
+_UNKNOWN_NAME = re.compile(r"unknown metadata name '([^']+)'")
+
+
+def _hint(message: str, known: frozenset[str]) -> str:
+    """Suggest the known name an unknown one was probably meant to be."""
+    match = _UNKNOWN_NAME.search(message)
+    if match is None:
+        return message
+    close = difflib.get_close_matches(match.group(1), sorted(known), n=1)
+    if close:
+        return f"{message}: did you mean '{close[0]}'?"
+    return f"{message}: bind Guest.*, Session.*, Tenant.* or a name a stage stores (store_as)"
 
 
 def _resolve(ref: str | dict[str, Any], config_path: Path) -> dict[str, Any]:

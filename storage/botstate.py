@@ -131,8 +131,12 @@ def _body(key: str, item: Any) -> dict[str, Any]:
     elif isinstance(item, (str, bool, int, float, list, tuple, set, frozenset)) or item is None:
         kind, content = "value", item
     else:
-        kind = "store_item"
-        content = {k: v for k, v in vars(item).items() if k != "e_tag"}
+        attributes = _plain(item)
+        if isinstance(attributes, dict):
+            kind = "store_item"
+            content = {k: v for k, v in attributes.items() if k != "e_tag"}
+        else:
+            kind, content = "value", attributes
     return {"key": key, "kind": kind, "document": _plain(content)}
 
 

@@ -21,7 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from storage.models import Hop, Session, SessionState, TransferIntent, utcnow
+from storage.models import (
+    Hop,
+    Session,
+    SessionState,
+    TranscriptEntry,
+    TransferIntent,
+    utcnow,
+)
 from storage.sessions import SessionConflict, SessionStore, new_session_id
 
 STEPS = ("intent", "target", "pointer", "close")
@@ -57,8 +64,12 @@ async def rehome(
     to_stage_key: str,
     card: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     by: str = "pipeline",
+    entries: list[TranscriptEntry] = (),
 ) -> Session:
-    """Run all four steps; return the target session (open, not yet started)."""
+    """Run all four steps; return the target session (open, not yet started).
+
+    `entries`: the sending session's last transcript lines, written with the intent.
+    """
     if source.state != SessionState.OPEN:
         raise TransferRefused(f"session {source.id} is {source.state}", source)
     hop = Hop(
@@ -90,7 +101,7 @@ async def rehome(
         }
     )
     try:
-        marked = await store.save(marked)
+        marked = await store.save(marked, list(entries))
     except SessionConflict:
         current = await store.get(source.tenant_id, source.id)
         raise TransferRefused(

@@ -206,8 +206,9 @@ async def seed(store: DocumentStore) -> None:
     rows: list[tuple[str, str, dict[str, Any]]] = [
         ("t1", "a", {"state": "open", "n": 3, "guest": "g1"}),
         ("t1", "b", {"state": "open", "n": 1, "guest": "g2"}),
-        ("t1", "c", {"state": "closed", "n": 2, "guest": "g1"}),
+        # d before c: ties must come back by id, not in the order they were written
         ("t1", "d", {"state": "open", "n": 2, "guest": None}),
+        ("t1", "c", {"state": "closed", "n": 2, "guest": "g1"}),
         ("t2", "e", {"state": "open", "n": 5, "guest": "g1"}),
         ("t2", "f", {"state": "closed", "n": 4}),
     ]
@@ -614,6 +615,12 @@ async def test_bot_storage_round_trips_dicts_and_store_items(bot_storage):
     item = data["item"]
     assert isinstance(item, StoreItem)
     assert item.name == "ada" and item.score == 3 and item.e_tag
+
+    # one document per key in the botstate container, partitioned by the (encoded) key itself
+    doc_id = encode_key("msteams/conversations/a:1?x#y")
+    doc = await bot_storage.store.read("botstate", doc_id, doc_id)
+    assert doc.body["stateKey"] == doc_id and doc.body["key"] == "msteams/conversations/a:1?x#y"
+    assert doc.etag == convo["e_tag"]
 
 
 async def test_bot_storage_etag_rules(bot_storage):

@@ -9,7 +9,7 @@ so an action module holds only its own settings model and behaviour.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pipelines.config import StageConfig
@@ -104,7 +104,8 @@ class LoadCheck:
     config: SwitchboardConfig
     tenant: TenantConfig
     pipeline: PipelineConfig
-    problems: list[str] = field(default_factory=list)
+    # tenants that failed to load: their own errors are reported, references are not
+    broken_tenants: frozenset[str] = frozenset()
 
 
 class Action(abc.ABC, Generic[S]):

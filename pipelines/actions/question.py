@@ -65,8 +65,9 @@ def validate_answer(stage: QuestionStage, raw: str | None) -> tuple[str | None, 
         except TimeoutError:
             ok = None
         if not ok:
-            hint = stage.pattern_hint or "the expected format"
-            return None, f"That doesn't look right: please enter {hint}."
+            if stage.pattern_hint:
+                return None, f"That doesn't look right: please enter {stage.pattern_hint}."
+            return None, "That answer isn't in the form this question expects. Please try again."
     return answer, None
 
 
@@ -101,6 +102,7 @@ class QuestionAction(Action[QuestionStage]):
                 choices=stage.choices,
                 multiline=stage.multiline,
                 use_execute=ctx.use_execute,
+                required=stage.required,
             )
         )
 

@@ -38,6 +38,8 @@ class TenantTransferAction(Action[TenantTransferStage]):
         return Transfer(stage.tenant, "template", stage.on_hop_limit)
 
     def check(self, stage: TenantTransferStage, load: LoadCheck) -> list[str]:
+        if stage.tenant in load.broken_tenants:
+            return []
         known = {t.id: t for t in load.config.tenants}
         target = known.get(stage.tenant)
         if target is None:
