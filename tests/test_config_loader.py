@@ -571,7 +571,9 @@ def test_tenants_missing(tmp_path: Path) -> None:
 def test_file_that_is_not_yaml(tmp_path: Path) -> None:
     path = write(tmp_path, "primary_tenant: it\ntenants: [a, b\n  key: : :\n")
     problem = only_problem(path)
-    assert problem == f"{path}: not valid YAML: expected ',' or ']', but got ':' at line 3, column 6"
+    assert problem == (
+        f"{path}: not valid YAML: expected ',' or ']', but got ':' at line 3, column 6"
+    )
 
 
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
