@@ -558,7 +558,7 @@ def test_load_template_errors_name_the_file(tmp_path, content, message):
 
 
 def test_load_template_missing_file(tmp_path):
-    with pytest.raises(TemplateError, match=r"missing\.json: cannot read: "):
+    with pytest.raises(TemplateError, match=r"missing\.json: file not found: check the path"):
         load_template(tmp_path / "missing.json")
 
 
