@@ -1,0 +1,144 @@
+"""Start and stop the local Cosmos DB server (`@vercel/cosmosdb-server`) on loopback.
+
+Used by the test fixtures and by the benchmarks: `scripts/cosmos_server.mjs` on a free
+port, with a throwaway self-signed certificate, stopped when the `with` block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "scripts" / "cosmos_server.mjs"
+PACKAGE = ROOT / "node_modules" / "@vercel" / "cosmosdb-server"
+# the well-known key of the Cosmos DB emulator; the local server accepts any key
+EMULATOR_KEY = (
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+)
+READY_PREFIX = "cosmosdb-server ready "
+START_TIMEOUT = 20.0
+
+
+class LocalCosmosError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CosmosServer:
+    endpoint: str
+    key: str = EMULATOR_KEY
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1/localhost, valid for a day (clients skip verification)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _wait_ready(proc: subprocess.Popen[str], log: Path) -> str:
+    """The endpoint from the launcher's ready line; fail with its log if it never comes."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        readable, _, _ = select.select([proc.stdout], [], [], remaining)
+        if not readable:
+            break
+        line = proc.stdout.readline()
+        if not line:  # the launcher exited
+            break
+        if line.startswith(READY_PREFIX):
+            return line[len(READY_PREFIX) :].strip()
+    proc.kill()
+    proc.wait()
+    raise LocalCosmosError(
+        f"the local Cosmos DB server did not start within {START_TIMEOUT:.0f}s "
+        f"(exit code {proc.returncode}):\n{log.read_text(errors='replace')[-4000:]}"
+    )
+
+
+@contextlib.contextmanager
+def local_cosmos_server(workdir: Path | None = None) -> Iterator[CosmosServer]:
+    if not (PACKAGE / "package.json").is_file():
+        raise LocalCosmosError(
+            f"the local Cosmos DB server is not installed ({PACKAGE} is missing): "
+            f"run `npm ci` in {ROOT}"
+        )
+    node = shutil.which("node")
+    if node is None:
+        raise LocalCosmosError("node is not on PATH: the local Cosmos DB server needs Node.js 20")
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        cert, key = _self_signed(workdir)
+        log = workdir / "server.log"
+        with log.open("w") as stderr:
+            # stdin stays open for as long as we live: the launcher exits when it closes, so
+            # even a killed run leaves no server behind
+            proc = subprocess.Popen(
+                [node, str(LAUNCHER), "0", str(cert), str(key)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, "NODE_NO_WARNINGS": "1"},
+            )
+        try:
+            yield CosmosServer(endpoint=_wait_ready(proc, log))
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
