@@ -22,6 +22,7 @@ from bots.help_desk_bot import HelpDeskBot
 from bots.json_logging import configure as configure_logging
 from pipelines.engine import Engine
 from pipelines.loader import ConfigError, load_config
+from storage.config_store import publish
 from storage.documents import DocumentStore, StoreError
 from storage.factory import create_store
 from storage.rehome import recover_transfers
@@ -142,6 +143,8 @@ def create_app(
 
     async def on_startup(app: web.Application) -> None:
         await docs.open()
+        snap = await publish(docs, config)
+        log.info("config published", extra={"digest": snap.digest, "source": snap.source})
         recovered = await recover_transfers(sessions)
         if recovered:
             log.warning("finished %d transfers a crash had left half-done", len(recovered))

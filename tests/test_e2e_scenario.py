@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app import SESSIONS
+from app import DOCS, SESSIONS
+from storage.config_store import active
 from storage.models import SessionState
 from tests.harness import texts
 
@@ -68,3 +69,10 @@ async def test_seed_scenario_service_desk_to_hr(bot, new_chat):
     transcript = await sessions.transcript("service-desk", desk.id)
     assert [e.direction for e in transcript][:2] == ["in", "out"]
     assert transcript[0].text == "hi"
+
+
+async def test_the_loaded_config_is_kept_in_the_store(bot):
+    snap = await active(bot.app[DOCS])
+    assert snap is not None and snap.source.endswith("examples/helpdesk.yaml")
+    assert [t["id"] for t in snap.config["tenants"]] == ["service-desk", "it", "hr", "legal"]
+    assert len(snap.digest) == 64
