@@ -35,7 +35,8 @@ caused (retries and the SDK's metadata look-ups included). It is collected with 
 `raw_response_hook`, not from `client_connection.last_response_headers`, which concurrent calls
 share and overwrite.
 
-Queries are parameterized (`SELECT [TOP n] * FROM c WHERE c["f"] = @p0 ... ORDER BY c["f"]`).
+Queries are parameterized (`SELECT [TOP n] * FROM c WHERE c["f"] = @p0 ... AND c["g"] <= @p1
+ORDER BY c["f"]`).
 Field names must be plain identifiers (letters, digits, `_`), as in the embedded store; the
 bracket form also allows the SQL keywords (`value`, `order`, ...) as field names. With a
 partition the query is scoped by `partition_key=` *and* by `c["<field>"] = @pk` in the WHERE
@@ -94,6 +95,7 @@ from storage.documents import (
     StoreError,
     StoreUnavailable,
     WriteOp,
+    bounds,
     with_keys,
 )
 
@@ -300,9 +302,12 @@ class CosmosStore(DocumentStore):
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
+        at_most: dict[str, Any] | None = None,
     ) -> list[Document]:
         proxy = self._container(container)
-        sql, parameters = _query_sql(container, partition, equals, order_by, descending, limit)
+        sql, parameters = _query_sql(
+            container, partition, equals, order_by, descending, limit, bounds(at_most)
+        )
         if limit is not None and int(limit) == 0:
             self.stats.record("query")
             return []
@@ -478,6 +483,7 @@ def _query_sql(
     order_by: str | None,
     descending: bool,
     limit: int | None,
+    at_most: dict[str, Any] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     where: list[str] = []
     parameters: list[dict[str, Any]] = []
@@ -492,6 +498,10 @@ def _query_sql(
         else:
             where.append(f"{ref} = @p{i}")
             parameters.append({"name": f"@p{i}", "value": value})
+    for i, (name, value) in enumerate((at_most or {}).items(), start=len(equals)):
+        # a field of another type (or missing) compares as undefined: not a match
+        where.append(f"{_field(name)} <= @p{i}")
+        parameters.append({"name": f"@p{i}", "value": value})
     top = ""
     if limit is not None and int(limit) > 0:
         top = f"TOP {int(limit)} "

@@ -10,6 +10,7 @@ covers both.
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -139,8 +140,14 @@ class DocumentStore(abc.ABC):
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
+        at_most: dict[str, Any] | None = None,
     ) -> list[Document]:
-        """Documents whose top-level fields equal `equals`; all partitions when None."""
+        """Documents whose top-level fields equal `equals`; all partitions when None.
+
+        `at_most` adds `field <= value` for each item (ANDed with `equals`), so "what is due
+        by now" is one query. Values are numbers or strings (ISO timestamps compare as text);
+        a document whose field is missing, null or of the other type does not match.
+        """
 
     @abc.abstractmethod
     async def batch(self, container: str, partition: str, ops: list[WriteOp]) -> list[Document]:
@@ -149,6 +156,15 @@ class DocumentStore(abc.ABC):
         Raises PreconditionFailed / AlreadyExists / NotFound for the first op that fails;
         then none of the ops has been applied.
         """
+
+
+def bounds(at_most: dict[str, Any] | None) -> dict[str, int | float | str]:
+    """`at_most` checked: only numbers and strings have an order both backends agree on."""
+    for name, value in (at_most or {}).items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (isinstance(value, str) or (number and math.isfinite(value))):
+            raise ValueError(f"at_most[{name!r}] must be a number or a string, not {value!r}")
+    return dict(at_most or {})
 
 
 def with_keys(container: str, partition: str, id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from storage.documents import (
     PreconditionFailed,
     StoreUnavailable,
     WriteOp,
+    bounds,
     with_keys,
 )
 
@@ -40,10 +41,14 @@ CREATE TABLE IF NOT EXISTS documents (
 _FIELD_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-def _field(name: str) -> str:
-    if not name or not set(name) <= _FIELD_NAME_CHARS:
+def _plain(name: str) -> str:
+    if not isinstance(name, str) or not name or not set(name) <= _FIELD_NAME_CHARS:
         raise ValueError(f"not a plain field name: {name!r}")
-    return f"json_extract(body, '$.{name}')"
+    return name
+
+
+def _field(name: str) -> str:
+    return f"json_extract(body, '$.{_plain(name)}')"
 
 
 def _new_etag() -> str:
@@ -179,8 +184,10 @@ class EmbeddedStore(DocumentStore):
         order_by: str | None = None,
         descending: bool = False,
         limit: int | None = None,
+        at_most: dict[str, Any] | None = None,
     ) -> list[Document]:
         _check_container(container)
+        ranges = bounds(at_most)
         self.stats.record("query")
         sql = ["SELECT id, partition, etag, body FROM documents WHERE container=?"]
         args: list[Any] = [container]
@@ -193,6 +200,12 @@ class EmbeddedStore(DocumentStore):
             else:
                 sql.append(f"AND {_field(name)} = ?")
                 args.append(value)
+        for name, value in ranges.items():
+            # SQLite orders every number below every text; Cosmos compares like with like only
+            types = "('text')" if isinstance(value, str) else "('integer','real')"
+            sql.append(f"AND json_type(body, '$.{_plain(name)}') IN {types}")
+            sql.append(f"AND {_field(name)} <= ?")
+            args.append(value)
         if order_by:
             sql.append(f"ORDER BY {_field(order_by)} {'DESC' if descending else 'ASC'}, id")
         if limit is not None:

@@ -289,6 +289,97 @@ async def test_query_rejects_field_names_that_are_not_plain(store, name):
     if name:  # order_by="" means no ordering
         with pytest.raises(ValueError):
             await store.query(T, "t1", {}, order_by=name)
+    with pytest.raises(ValueError):
+        await store.query(T, "t1", {}, at_most={name: 1})
+
+
+async def test_query_at_most_numbers_includes_the_bound(store):
+    await seed(store)  # n: a=3 b=1 c=2 d=2 (t1), e=5 f=4 (t2)
+    assert sorted(ids(await store.query(T, "t1", {}, at_most={"n": 2}))) == ["b", "c", "d"]
+    assert sorted(ids(await store.query(T, "t1", {}, at_most={"n": 2.5}))) == ["b", "c", "d"]
+    assert sorted(ids(await store.query(T, "t1", {}, at_most={"n": 3}))) == ["a", "b", "c", "d"]
+    assert ids(await store.query(T, "t1", {}, at_most={"n": 1})) == ["b"]
+    assert await store.query(T, "t1", {}, at_most={"n": 0.999}) == []
+    assert await store.query(T, "t1", {}, at_most={"n": -1}) == []
+    assert sorted(ids(await store.query(T, None, {}, at_most={"n": 4}))) == [
+        "a",
+        "b",
+        "c",
+        "d",
+        "f",
+    ]
+    # an empty or absent at_most filters nothing
+    assert len(await store.query(T, None, {}, at_most={})) == 6
+    assert len(await store.query(T, None, {}, at_most=None)) == 6
+
+
+async def test_query_at_most_with_fractions_and_large_epoch_seconds(store):
+    for id, due in [("x", 1_700_000_000.25), ("y", 1_700_000_000.5), ("z", 1_700_000_001)]:
+        await store.create(T, "t1", id, {"due": due})
+    assert ids(await store.query(T, "t1", {}, at_most={"due": 1_700_000_000.25})) == ["x"]
+    assert ids(
+        await store.query(T, "t1", {}, at_most={"due": 1_700_000_000.5}, order_by="due")
+    ) == [
+        "x",
+        "y",
+    ]
+    assert len(await store.query(T, "t1", {}, at_most={"due": 1_700_000_001})) == 3
+
+
+async def test_query_at_most_combined_with_equals_order_by_and_limit(store):
+    await seed(store)
+    open_by_n = await store.query(T, None, {"state": "open"}, at_most={"n": 3}, order_by="n")
+    assert ids(open_by_n) == ["b", "d", "a"]
+    assert ids(
+        await store.query(T, None, {"state": "open"}, at_most={"n": 3}, order_by="n", limit=2)
+    ) == ["b", "d"]
+    assert ids(
+        await store.query(T, None, {}, at_most={"n": 4}, order_by="n", descending=True, limit=2)
+    ) == ["f", "a"]
+    assert ids(await store.query(T, "t1", {"guest": "g1"}, at_most={"n": 2})) == ["c"]
+    assert ids(await store.query(T, "t2", {"state": "closed"}, at_most={"n": 4})) == ["f"]
+    assert await store.query(T, "t2", {"state": "closed"}, at_most={"n": 3.9}) == []
+    assert await store.query(T, "t1", {}, at_most={"n": 3}, limit=0) == []
+    # several bounds, and a field both equal to and bounded by a value: all ANDed
+    both = await store.query(T, "t1", {"n": 2}, at_most={"n": 2}, order_by="n")
+    assert ids(both) == ["c", "d"]
+    await store.create(T, "t1", "g", {"n": 1, "m": 10})
+    await store.create(T, "t1", "h", {"n": 1, "m": 20})
+    assert ids(await store.query(T, "t1", {}, at_most={"n": 1, "m": 15})) == ["g"]
+
+
+async def test_query_at_most_iso_strings(store):
+    for id, at in [
+        ("p", "2024-05-01T09:00:00.000+00:00"),
+        ("q", "2024-05-01T10:00:00.000+00:00"),
+        ("r", "2024-05-02T08:00:00.000+00:00"),
+    ]:
+        await store.create(T, "t1", id, {"at": at, "kind": "x"})
+    bound = "2024-05-01T10:00:00.000+00:00"
+    assert ids(await store.query(T, "t1", {"kind": "x"}, at_most={"at": bound}, order_by="at")) == [
+        "p",
+        "q",
+    ]
+    assert ids(await store.query(T, "t1", {}, at_most={"at": "2024-05-01T09:59"})) == ["p"]
+    assert await store.query(T, "t1", {}, at_most={"at": "2024-04-30"}) == []
+
+
+async def test_query_at_most_skips_missing_null_and_other_types(store):
+    await store.create(T, "t1", "num", {"v": 1})
+    await store.create(T, "t1", "text", {"v": "1"})
+    await store.create(T, "t1", "null", {"v": None})
+    await store.create(T, "t1", "missing", {})
+    await store.create(T, "t1", "flag", {"v": False})
+    await store.create(T, "t1", "list", {"v": [0]})
+    # SQLite alone would order every number below every text: both backends compare like types
+    assert ids(await store.query(T, "t1", {}, at_most={"v": 5})) == ["num"]
+    assert ids(await store.query(T, "t1", {}, at_most={"v": "9"})) == ["text"]
+
+
+@pytest.mark.parametrize("value", [None, True, float("nan"), float("inf"), [1], {"a": 1}])
+async def test_query_at_most_rejects_values_without_a_shared_order(store, value):
+    with pytest.raises(ValueError):
+        await store.query(T, "t1", {}, at_most={"v": value})
 
 
 # -- batch ------------------------------------------------------------------------------------
