@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sys
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal
@@ -18,15 +23,20 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.adapter import SwitchboardAdapter, on_turn_error
+from bots.agent_desk import AgentDesk
 from bots.help_desk_bot import HelpDeskBot
 from bots.json_logging import configure as configure_logging
+from bots.messenger import Messenger
 from pipelines.engine import Engine
 from pipelines.loader import ConfigError, load_config
+from pipelines.routing import Routing
+from storage.agents import AgentStore
 from storage.config_store import publish
 from storage.documents import DocumentStore, StoreError
 from storage.factory import create_store
 from storage.rehome import recover_transfers
 from storage.sessions import SessionStore
+from storage.timers import TimerRunner, TimerStore
 
 log = logging.getLogger("switchboard")
 
@@ -37,6 +47,17 @@ DOCS = web.AppKey("docs", DocumentStore)
 SESSIONS = web.AppKey("sessions", SessionStore)
 ENGINE = web.AppKey("engine", Engine)
 BOT = web.AppKey("bot", HelpDeskBot)
+TIMERS = web.AppKey("timers", TimerRunner)
+ROUTING = web.AppKey("routing", Routing)
+
+_background: set[asyncio.Task] = set()
+
+
+def _spawn(coro) -> None:
+    """Fire and forget, keeping a reference so the task is not collected mid-run."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _env(*names: str) -> AliasChoices:
@@ -77,6 +98,10 @@ class Settings(BaseSettings):
     cosmos_verify: bool = Field(True, validation_alias=_env("COSMOS_VERIFY_TLS"))
     # send Action.Execute (Universal Actions) buttons instead of Action.Submit
     use_execute: bool = Field(False, validation_alias=_env("SWITCHBOARD_USE_EXECUTE"))
+    # Accept buttons on agents' offer cards as Action.Execute (Universal Actions)
+    offer_execute: bool = Field(True, validation_alias=_env("SWITCHBOARD_OFFER_EXECUTE"))
+    # how often this instance looks for due timers (seconds); 0 = only when asked (tests)
+    timer_interval: float = Field(1.0, ge=0, validation_alias=_env("SWITCHBOARD_TIMER_INTERVAL"))
     log_level: str = Field("INFO", validation_alias=_env("SWITCHBOARD_LOG_LEVEL"))
     # where the adapter fetches the keys that sign Bot Framework tokens (tests use loopback)
     openid_metadata_url: str | None = Field(
@@ -113,7 +138,9 @@ def make_store(settings: Settings) -> DocumentStore:
 
 
 def create_app(
-    settings: Settings | None = None, docs: DocumentStore | None = None
+    settings: Settings | None = None,
+    docs: DocumentStore | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The aiohttp app. Raises ConfigError before serving if the config is wrong."""
     settings = settings or Settings()
@@ -121,15 +148,25 @@ def create_app(
     docs = docs or make_store(settings)
     sessions = SessionStore(docs)
     engine = Engine(config, sessions, use_execute=settings.use_execute)
-    bot = HelpDeskBot(engine, sessions)
     adapter = SwitchboardAdapter(_bot_auth(settings))
     adapter.on_turn_error = on_turn_error
+    timers = TimerStore(docs, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                        clock=clock)
+    routing = Routing(
+        engine, sessions, AgentStore(docs), timers, Messenger(adapter, settings.app_id),
+        clock=clock, use_execute=settings.offer_execute,
+    )
+    engine.routing = routing
+    runner = TimerRunner(timers, routing.on_timer, interval=settings.timer_interval or 1.0)
+    bot = HelpDeskBot(engine, sessions, AgentDesk(routing))
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[DOCS] = docs
     app[SESSIONS] = sessions
     app[ENGINE] = engine
     app[BOT] = bot
+    app[TIMERS] = runner
+    app[ROUTING] = routing
 
     async def messages(request: web.Request) -> web.Response:
         return await adapter.process(request, bot)
@@ -148,8 +185,12 @@ def create_app(
         recovered = await recover_transfers(sessions)
         if recovered:
             log.warning("finished %d transfers a crash had left half-done", len(recovered))
+        if settings.timer_interval > 0:
+            runner.start()
+            routing.kick = lambda: _spawn(runner.run_once())
 
     async def on_cleanup(app: web.Application) -> None:
+        await runner.stop()
         await docs.close()
 
     app.router.add_post("/api/messages", messages)

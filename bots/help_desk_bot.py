@@ -12,12 +12,13 @@ from botbuilder.core import InvokeResponse, MessageFactory, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ChannelAccount
 
+from bots.agent_desk import AgentDesk
 from bots.guest_input import guest_metadata, parse_execute, parse_message
 from cards.builders import help_card
 from cards.schema import attachment
 from pipelines.actions.base import GuestInput
 from pipelines.engine import Engine, TurnResult
-from storage.models import SessionState
+from storage.models import Phase, SessionState
 from storage.sessions import SessionConflict, SessionStore
 
 log = logging.getLogger("switchboard.turn")
@@ -68,15 +69,31 @@ def _sender(context: TurnContext):
 
 
 class HelpDeskBot(TeamsActivityHandler):
-    def __init__(self, engine: Engine, store: SessionStore) -> None:
+    def __init__(self, engine: Engine, store: SessionStore, desk: AgentDesk | None = None) -> None:
         self.engine = engine
         self.store = store
+        self.desk = desk
         self.locks = _ConversationLocks()
+
+    def _agent(self, context: TurnContext) -> str | None:
+        return self.desk.agent_id(context.activity) if self.desk else None
 
     # -- Teams events ----------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         guest = parse_message(turn_context)
+        agent_id = self._agent(turn_context)
+        if agent_id is not None:
+            started = time.perf_counter()
+            await self.desk.on_message(turn_context, guest, agent_id)
+            _log_agent_turn(turn_context, agent_id, started, guest.verb or "message")
+            return
+        if guest.verb == "accept":
+            await turn_context.send_activity(
+                "Only the agents of a department can accept chats. Type **help** to see "
+                "what you can do."
+            )
+            return
         await self._turn(turn_context, guest)
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
@@ -85,6 +102,18 @@ class HelpDeskBot(TeamsActivityHandler):
         guest = parse_execute(turn_context.activity)
         if guest is None:
             return InvokeResponse(status=400, body=_invoke_error("the action is not an Execute"))
+        agent_id = self._agent(turn_context)
+        if agent_id is not None:
+            started = time.perf_counter()
+            await self.desk.register(turn_context, agent_id)
+            body = await self.desk.on_execute(guest, agent_id)
+            _log_agent_turn(turn_context, agent_id, started, guest.verb or "execute")
+            return InvokeResponse(status=200, body=body)
+        if guest.verb == "accept":
+            return InvokeResponse(status=200, body={
+                "statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                "value": "Only the agents of a department can accept chats.",
+            })
         result = await self._turn(turn_context, guest)
         if result is not None and result.replace_card is not None:
             body = {
@@ -110,6 +139,11 @@ class HelpDeskBot(TeamsActivityHandler):
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         await self._welcome(turn_context)
 
+    async def on_installation_update_remove(self, turn_context: TurnContext) -> None:
+        agent_id = self._agent(turn_context)
+        if agent_id is not None:
+            await self.desk.left(agent_id)
+
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
     ) -> None:
@@ -124,6 +158,10 @@ class HelpDeskBot(TeamsActivityHandler):
         """On install: start the guest's first session, unless one is already live."""
         conversation_id = _conversation_id(context)
         if conversation_id is None or not _is_personal(context.activity):
+            return
+        agent_id = self._agent(context)
+        if agent_id is not None:
+            await self.desk.welcome(context, agent_id)
             return
         async with self.locks.hold(conversation_id):
             if await self.store.live(conversation_id) is not None:
@@ -178,9 +216,12 @@ class HelpDeskBot(TeamsActivityHandler):
             return result
         if command == "restart":
             if session is not None:
+                before = session.model_copy(deep=True)
                 await self.engine.reply_outside_pipeline(
                     session, guest, send, text="Starting over.", close_as=SessionState.RESTARTED
                 )
+                if before.phase != Phase.PIPELINE and self.engine.routing is not None:
+                    await self.engine.routing.after_guest_left(before)
             else:
                 await send("Starting over.", None)
             return await self.engine.start(
@@ -218,6 +259,19 @@ def _is_personal(activity: Activity) -> bool:
 
 def _reference(context: TurnContext) -> dict[str, Any]:
     return TurnContext.get_conversation_reference(context.activity).serialize()
+
+
+def _log_agent_turn(context: TurnContext, agent_id: str, started: float, kind: str) -> None:
+    log.info(
+        "agent turn",
+        extra={
+            "kind": kind,
+            "activity_type": context.activity.type,
+            "conversation": _conversation_id(context),
+            "agent": agent_id,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
 
 
 def _log_turn(context: TurnContext, result: TurnResult | None, started: float, kind: str) -> None:

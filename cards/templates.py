@@ -25,7 +25,16 @@ __all__ = [
     "validate_template",
 ]
 
-BUILTIN_TEMPLATES = ("summary", "transfer", "welcome")
+BUILTIN_TEMPLATES = (
+    "agent_connected",
+    "agent_left",
+    "agent_searching",
+    "agent_waiting",
+    "guest_left",
+    "summary",
+    "transfer",
+    "welcome",
+)
 
 
 def parse_template(text: str, source: str) -> dict[str, Any]:

@@ -59,6 +59,20 @@ class PipelineConfig(BaseModel):
         return self.stages[0]
 
 
+AAD_OBJECT_ID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
+
+class AgentConfig(BaseModel):
+    """A person of the tenant who takes chats in Teams, known by their AAD object id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aad_object_id: str = Field(pattern=AAD_OBJECT_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=120)
+    # the most chats they take at once (None: the tenant's default)
+    capacity: int | None = Field(default=None, ge=1, le=20)
+
+
 class TenantConfig(BaseModel):
     """A department of the help desk. Not the Microsoft Entra tenant."""
 
@@ -69,6 +83,17 @@ class TenantConfig(BaseModel):
     enabled: bool = True
     primary_pipeline: str
     pipelines: list[PipelineConfig] = Field(min_length=1)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    agent_capacity: int = Field(default=2, ge=1, le=20)
+    # the card a guest gets when an agent transfers the chat here
+    transfer_template: TemplateRef = "builtin:transfer"
+
+    def agent(self, aad_object_id: str) -> AgentConfig | None:
+        wanted = aad_object_id.casefold()
+        return next((a for a in self.agents if a.aad_object_id.casefold() == wanted), None)
+
+    def capacity_of(self, agent: AgentConfig) -> int:
+        return agent.capacity or self.agent_capacity
 
     def pipeline(self, pipeline_id: str) -> PipelineConfig:
         for pipeline in self.pipelines:
@@ -111,9 +136,19 @@ class SwitchboardConfig(BaseModel):
     def primary(self) -> TenantConfig:
         return self.tenant(self.primary_tenant)
 
+    def tenants_of_agent(self, aad_object_id: str | None) -> list[TenantConfig]:
+        if not aad_object_id:
+            return []
+        return [t for t in self.tenants if t.enabled and t.agent(aad_object_id) is not None]
+
     def template(self, tenant_id: str, pipeline_id: str, stage_key: str, setting: str) -> dict:
         return self.templates[template_key(tenant_id, pipeline_id, stage_key, setting)]
 
 
 def template_key(tenant_id: str, pipeline_id: str, stage_key: str, setting: str) -> str:
     return f"{tenant_id}/{pipeline_id}/{stage_key}/{setting}"
+
+
+def tenant_transfer_key(tenant_id: str) -> str:
+    """Where the loader keeps a tenant's resolved `transfer_template`."""
+    return f"{tenant_id}/-/-/transfer_template"

@@ -57,6 +57,7 @@ class Turn:
         self._send = send
         self.entries: list[TranscriptEntry] = []
         self.outbox: list[tuple[str | None, dict[str, Any] | None]] = []
+        self.after: list[Callable[[], Awaitable[None]]] = []
         self.replace_card: dict[str, Any] | None = None
         self.use_execute = engine.use_execute
         self.sent = 0
@@ -91,6 +92,13 @@ class Turn:
 
     def set_metadata(self, key: str, value: MetadataValue) -> None:
         self.session.metadata[key] = value
+
+    def after_persist(self, job: Callable[[], Awaitable[None]]) -> None:
+        self.after.append(job)
+
+    @property
+    def routing(self) -> Any:
+        return self.engine.routing
 
     async def send_card(self, card: dict[str, Any]) -> None:
         await self._out(None, card)
@@ -137,6 +145,8 @@ class Engine:
         self.config = config
         self.store = store
         self.use_execute = use_execute
+        # set by the app: pipelines.routing.Routing (live agents)
+        self.routing: Any = None
 
     # -- entry points ----------------------------------------------------------------
 
@@ -222,6 +232,11 @@ class Engine:
         await turn.persist()
         return TurnResult(turn.session, sent=turn.sent)
 
+    async def advance(self, session: Session, outcome: Outcome, send: Sender) -> TurnResult:
+        """Move a session on from outside a guest turn (an agent ended it, a timer fired)."""
+        turn = Turn(self, session, send)
+        return await self._finish(turn, outcome)
+
     async def resume(self, session: Session, send: Sender) -> TurnResult:
         """Deliver what a rehomed session owes the guest (used after a crash sweep)."""
         turn = Turn(self, session, send)
@@ -251,6 +266,12 @@ class Engine:
             turn.session.state = SessionState.ENDED
             turn.session.closed_at = utcnow()
         await turn.persist()
+        jobs, turn.after = turn.after, []
+        for job in jobs:
+            try:
+                await job()
+            except Exception:  # the guest's turn is done and saved; log, don't undo it
+                log.exception("a follow-up of the turn failed", extra={"session": turn.session.id})
         return TurnResult(turn.session, turn.replace_card, turn.sent, turn.events)
 
     async def _follow(self, turn: Turn, outcome: Outcome) -> Outcome | None:
@@ -291,7 +312,10 @@ class Engine:
             if outcome.on_hop_limit:
                 return Goto(outcome.on_hop_limit)
             return Close(SessionState.HOP_LIMIT)
-        template = turn.template(turn.stage, outcome.template_setting)
+        if outcome.template is not None:
+            template = outcome.template
+        else:
+            template = turn.template(turn.stage, outcome.template_setting)
         source_tenant = turn.tenant
         if turn.outbox:
             await turn.persist()
@@ -309,6 +333,8 @@ class Engine:
                     template, {**metadata, "Tenant.Id": target.id, "Tenant.Name": target.name}
                 ),
                 entries=entries,
+                by=outcome.by,
+                by_name=outcome.by_name,
             )
         except TransferRefused as exc:
             # another instance moved the session first: the bot redoes the turn on its truth

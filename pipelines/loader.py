@@ -29,6 +29,7 @@ from pipelines.config import (
     SwitchboardConfig,
     TenantConfig,
     template_key,
+    tenant_transfer_key,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ SESSION_KEYS = (
     ),
 )
 TENANT_KEYS = ("Tenant.Id", "Tenant.Name")
-BUILTIN_KEYS = frozenset(GUEST_KEYS + SESSION_KEYS + TENANT_KEYS)
+# set while a live agent has the chat (connect_to_agent)
+AGENT_KEYS = ("Agent.Id", "Agent.Name")
+BUILTIN_KEYS = frozenset(GUEST_KEYS + SESSION_KEYS + TENANT_KEYS + AGENT_KEYS)
 
 
 class ConfigError(Exception):
@@ -313,6 +316,9 @@ def _check_tenants(config: SwitchboardConfig, problems: _Problems) -> None:
             )
     actions = registry()
     for tenant in config.tenants:
+        agent_ids = [a.aad_object_id.casefold() for a in tenant.agents]
+        for agent_id in sorted({a for a in agent_ids if agent_ids.count(a) > 1}):
+            problems.add(f"agent {agent_id} is listed twice: keep one entry", tenant.id)
         pids = [p.id for p in tenant.pipelines]
         for pid in {i for i in pids if pids.count(i) > 1}:
             problems.add("duplicate pipeline id", tenant.id, pid)
@@ -389,6 +395,13 @@ def _templates(
     samples = sample_values(config)
     resolved: dict[str, dict[str, Any]] = {}
     for tenant in config.tenants:
+        try:
+            template = _resolve(tenant.transfer_template, path)
+            for message in check_template(template, known.__contains__):
+                problems.add(f"`transfer_template`: {_hint(message, known)}", tenant.id)
+            resolved[tenant_transfer_key(tenant.id)] = template
+        except TemplateError as exc:
+            problems.add(f"`transfer_template`: {exc}", tenant.id)
         for pipeline in tenant.pipelines:
             for stage in pipeline.stages:
                 where = (tenant.id, pipeline.id, stage.key)

@@ -51,8 +51,46 @@ class Hop(BaseModel):
     to_tenant_id: str
     to_tenant_name: str
     at: str = Field(default_factory=utcnow)
-    # who sent it: "pipeline" or "agent:<aad object id>" (issue 4)
+    # who sent it: "pipeline" or "agent:<aad object id>"
     by: str = "pipeline"
+    # the agent's display name when an agent sent it
+    by_name: str | None = None
+
+
+class Phase(StrEnum):
+    """Where an open session is: in its pipeline, waiting for an agent, or with one."""
+
+    PIPELINE = "pipeline"
+    WAITING = "waiting"
+    CONNECTED = "connected"
+
+
+class Offer(BaseModel):
+    """An offer card in an agent's chat, so it can be updated when the chat is taken."""
+
+    agent_id: str
+    agent_name: str
+    activity_id: str | None = None
+    at: str = Field(default_factory=utcnow)
+    # "open", "taken", "expired", "withdrawn"
+    status: str = "open"
+
+
+class Search(BaseModel):
+    """The search for an agent, while the session waits on a connect_to_agent stage."""
+
+    stage_key: str
+    mode: str
+    started_at: float
+    offers: list[Offer] = Field(default_factory=list)
+    # hunt: agents already tried in this round, in order
+    tried: list[str] = Field(default_factory=list)
+
+
+class Assignment(BaseModel):
+    agent_id: str
+    agent_name: str
+    since: str = Field(default_factory=utcnow)
 
 
 class Session(BaseModel):
@@ -79,6 +117,9 @@ class Session(BaseModel):
     pending_card: dict[str, Any] | None = None
     # every hop this chat went through, oldest first (copied forward on each transfer)
     hop_log: list[Hop] = Field(default_factory=list)
+    phase: Phase = Phase.PIPELINE
+    routing: Search | None = None
+    agent: Assignment | None = None
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     closed_at: str | None = None

@@ -23,6 +23,7 @@ from typing import Any
 
 from storage.models import (
     Hop,
+    Phase,
     Session,
     SessionState,
     TranscriptEntry,
@@ -64,6 +65,7 @@ async def rehome(
     to_stage_key: str,
     card: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     by: str = "pipeline",
+    by_name: str | None = None,
     entries: list[TranscriptEntry] = (),
 ) -> Session:
     """Run all four steps; return the target session (open, not yet started).
@@ -80,6 +82,7 @@ async def rehome(
         to_tenant_id=to_tenant_id,
         to_tenant_name=to_tenant_name,
         by=by,
+        by_name=by_name,
     )
     intent = TransferIntent(
         to_session_id=hop.to_session_id,
@@ -93,6 +96,9 @@ async def rehome(
         intent.card = card(metadata)
     marked = source.model_copy(
         update={
+            "phase": Phase.PIPELINE,
+            "routing": None,
+            "agent": None,
             "state": SessionState.TRANSFERRING,
             "awaiting_input": False,
             "transfer": intent,

@@ -125,11 +125,17 @@ class SessionStore:
         return out
 
     async def list(
-        self, tenant_id: str | None = None, state: SessionState | None = None, limit: int = 100
+        self,
+        tenant_id: str | None = None,
+        state: SessionState | None = None,
+        limit: int = 100,
+        phase: str | None = None,
     ) -> list[Session]:
         equals: dict[str, Any] = {"type": "session"}
         if state is not None:
             equals["state"] = state.value
+        if phase is not None:
+            equals["phase"] = phase
         docs = await self.docs.query(
             TENANT_DATA, tenant_id, equals, order_by="updated_at", descending=True, limit=limit
         )

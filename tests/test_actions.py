@@ -37,7 +37,9 @@ def button(title: str, verb: str, stage: str, **more: str) -> dict:
 
 def test_registry_finds_exactly_the_actions() -> None:
     found = registry()
-    assert sorted(found) == ["end", "menu", "message", "question", "tenant_transfer"]
+    assert sorted(found) == [
+        "connect_to_agent", "end", "menu", "message", "question", "tenant_transfer"
+    ]
     assert found["end"] is end.ACTION
     assert found["menu"] is menu.ACTION
     assert found["message"] is message.ACTION

@@ -500,7 +500,7 @@ def test_builtin_templates_bind_and_validate(name, values, shown):
 
 def test_builtin_templates_only_read_known_names():
     known = {
-        "Guest.Name", "Session.Id", "Session.TenantName",
+        "Guest.Name", "Session.Id", "Session.TenantName", "Agent.Name",
         "Session.TransferredFrom.TenantName", "Session.TransferredTo.TenantName",
     }
     for name in BUILTIN_TEMPLATES:

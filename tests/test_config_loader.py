@@ -16,7 +16,7 @@ import pytest
 from pipelines.loader import MAX_CONFIG_BYTES, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "helpdesk.yaml"
-ACTIONS = "end, menu, message, question, tenant_transfer"
+ACTIONS = "connect_to_agent, end, menu, message, question, tenant_transfer"
 
 # Two departments: `it` (its pipeline `support` gets the stages under test) and `hr`.
 DESK = """\
@@ -811,7 +811,7 @@ def test_example_config_loads_without_warnings() -> None:
     assert warnings == []
     assert config.primary_tenant == "service-desk"
     assert [t.id for t in config.tenants] == ["service-desk", "it", "hr", "legal"]
-    assert sorted(config.templates) == [
+    assert {
         "hr/hr-intake/summary/template",
         "it/it-support/summary/template",
         "legal/legal-intake/summary/template",
@@ -819,4 +819,8 @@ def test_example_config_loads_without_warnings() -> None:
         "service-desk/triage/to_it/template",
         "service-desk/triage/to_legal/template",
         "service-desk/triage/welcome/template",
-    ]
+    } <= set(config.templates)
+    # every tenant's transfer card for agent transfers is resolved too
+    assert {f"{t}/-/-/transfer_template" for t in ("service-desk", "it", "hr", "legal")} <= set(
+        config.templates
+    )

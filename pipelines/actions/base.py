@@ -9,6 +9,7 @@ so an action module holds only its own settings model and behaviour.
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -65,6 +66,10 @@ class Transfer:
     template_setting: str = "template"
     # where to go when the hop limit stops the transfer (None: close the session)
     on_hop_limit: str | None = None
+    # an agent's transfer: the target tenant's transfer template, and who sent it
+    template: dict[str, Any] | None = None
+    by: str = "pipeline"
+    by_name: str | None = None
 
 
 Outcome = Wait | Goto | Close | Transfer
@@ -92,6 +97,15 @@ class StageContext(Protocol):
     def bind_text(self, text: str) -> str: ...
 
     def set_metadata(self, key: str, value: MetadataValue) -> None: ...
+
+    def after_persist(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` once the session write of this turn has succeeded (e.g. notify an agent)."""
+        ...
+
+    @property
+    def routing(self) -> Any:
+        """The live-agent routing service (pipelines.routing.Routing)."""
+        ...
 
 
 S = TypeVar("S", bound=StageConfig)

@@ -1,0 +1,163 @@
+"""The agent's side of the bot: an agent's personal chat is their desk.
+
+Anyone listed as an agent of an enabled tenant (by AAD object id) is an agent here. Their
+typed text is a command (`help`, `end`, `transfer <department>`, `waiting`, `status ...`,
+`chats`, `switch <n>`) or a reply relayed to the guest they are chatting with; their Accept
+button takes a chat. Every refusal is a polite sentence, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.schema import Activity
+
+from cards.agent_cards import closed_offer_card
+from cards.builders import help_card
+from cards.schema import attachment
+from pipelines.actions.base import GuestInput
+from pipelines.routing import Refused, Routing
+from storage.agents import Presence
+
+log = logging.getLogger("switchboard.agents")
+
+AGENT_COMMANDS = [
+    ("end", "end your current chat; the guest goes on with the next step"),
+    ("transfer <department>", "hand your current chat to another department"),
+    ("waiting", "list the chats waiting in your departments"),
+    ("status available|away|offline", "set your presence"),
+    ("chats", "list your open chats"),
+    ("switch <number>", "send your messages to another of your chats"),
+    ("help", "show this list"),
+]
+
+
+def _text(text: str) -> Activity:
+    return MessageFactory.text(text)
+
+
+class AgentDesk:
+    def __init__(self, routing: Routing) -> None:
+        self.routing = routing
+
+    def agent_id(self, activity: Activity) -> str | None:
+        aad = getattr(activity.from_property, "aad_object_id", None)
+        if isinstance(aad, str) and self.routing.config.tenants_of_agent(aad):
+            return aad.casefold()
+        return None
+
+    async def register(self, context: TurnContext, agent_id: str) -> None:
+        reference = TurnContext.get_conversation_reference(context.activity).serialize()
+        name = getattr(context.activity.from_property, "name", None)
+        await self.routing.register(agent_id, name, reference)
+
+    async def welcome(self, context: TurnContext, agent_id: str) -> None:
+        await self.register(context, agent_id)
+        tenants = ", ".join(t.name for t in self.routing.config.tenants_of_agent(agent_id))
+        await context.send_activity(_text(
+            f"Hi! You're an agent of {tenants}. New chats will be offered to you here. "
+            "Type **help** for your commands."
+        ))
+
+    async def on_message(self, context: TurnContext, guest: GuestInput, agent_id: str) -> None:
+        await self.register(context, agent_id)
+        if guest.verb == "accept":
+            card = await self._accept(guest, agent_id)
+            reply_to = context.activity.reply_to_id
+            if reply_to:  # Action.Submit: replace the offer card in place
+                activity = MessageFactory.attachment(attachment(card))
+                activity.id = reply_to
+                try:
+                    await context.update_activity(activity)
+                    return
+                except Exception:
+                    log.warning("could not update the offer card; sending a new message")
+            await context.send_activity(MessageFactory.attachment(attachment(card)))
+            return
+        reply = await self.command(agent_id, guest.text or "")
+        if reply is not None:
+            await context.send_activity(reply)
+
+    async def on_execute(self, guest: GuestInput, agent_id: str) -> dict[str, Any]:
+        """An Action.Execute from an agent: the card that replaces the pressed one."""
+        if guest.verb == "accept":
+            card = await self._accept(guest, agent_id)
+            return {"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive",
+                    "value": card}
+        return {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                "value": "That button doesn't do anything any more."}
+
+    async def _accept(self, guest: GuestInput, agent_id: str) -> dict[str, Any]:
+        data = (guest.value or {}).get("switchboard") or {}
+        tenant_id, session_id = data.get("tenant"), guest.session_id
+        if not isinstance(tenant_id, str) or not session_id:
+            return closed_offer_card("a guest", "this department", "This offer is not valid.")
+        try:
+            return await self.routing.accept(agent_id, tenant_id, session_id)
+        except Refused as refused:
+            tenant = next((t for t in self.routing.config.tenants if t.id == tenant_id), None)
+            return closed_offer_card("this guest", tenant.name if tenant else tenant_id,
+                                     str(refused))
+
+    async def command(self, agent_id: str, text: str) -> Activity | None:
+        words = text.strip().split()
+        verb = words[0].casefold() if words else ""
+        rest = text.strip()[len(words[0]):].strip() if words else ""
+        try:
+            if verb == "help" and not rest:
+                return MessageFactory.attachment(attachment(help_card(AGENT_COMMANDS, where=None)))
+            if verb == "end" and not rest:
+                return _text(await self.routing.end_chat(agent_id))
+            if verb == "transfer" and rest:
+                return _text(await self.routing.transfer_chat(agent_id, rest))
+            if verb == "waiting" and not rest:
+                lines = await self.routing.waiting_list(agent_id)
+                if not lines:
+                    return _text("Nobody is waiting in your departments.")
+                return _text("Waiting now:\n\n" + "\n\n".join(f"- {line}" for line in lines))
+            if verb == "status":
+                return _text(await self._status(agent_id, rest))
+            if verb == "chats" and not rest:
+                return _text(await self._chats(agent_id))
+            if verb == "switch":
+                return _text(await self._switch(agent_id, rest))
+            if not text.strip():
+                return _text("Type **help** to see your commands.")
+            await self.routing.relay_from_agent(agent_id, text.strip())
+            return None
+        except Refused as refused:
+            return _text(str(refused))
+
+    async def _status(self, agent_id: str, value: str) -> str:
+        try:
+            presence = Presence(value.strip().casefold())
+        except ValueError:
+            return "Use **status available**, **status away** or **status offline**."
+        return await self.routing.set_presence(agent_id, presence)
+
+    async def _chats(self, agent_id: str) -> str:
+        chats = await self.routing.my_chats(agent_id)
+        if not chats:
+            return "You have no open chats."
+        focus = await self.routing.focused_chat(agent_id)
+        lines = []
+        for number, session in enumerate(chats, start=1):
+            mark = " (your messages go here)" if session.id == focus.id else ""
+            guest = session.metadata.get("Guest.Name") or "A guest"
+            tenant = self.routing.config.tenant(session.tenant_id).name
+            lines.append(f"{number}. {guest} ({tenant}){mark}")
+        return "\n\n".join(lines)
+
+    async def _switch(self, agent_id: str, value: str) -> str:
+        chats = await self.routing.my_chats(agent_id)
+        if not value.isdigit() or not 1 <= int(value) <= len(chats):
+            return f"Use **switch <number>** with a number from **chats** (1 to {len(chats)})."
+        session = chats[int(value) - 1]
+        await self.routing.switch(agent_id, session)
+        return f"Your messages now go to {session.metadata.get('Guest.Name') or 'the guest'}."
+
+    async def left(self, agent_id: str) -> None:
+        """The agent removed the app: they can't be reached, their chats go back to routing."""
+        await self.routing.set_presence(agent_id, Presence.OFFLINE)

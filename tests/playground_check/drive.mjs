@@ -1,0 +1,147 @@
+// Drives the local Teams client (scripts/playground) through the whole help-desk scenario in
+// headless Debian Chromium, the way a person would click it, and takes screenshots.
+// Not part of the test suite: it needs the bot and the playground running (docs/playground.md).
+//
+//   cd tests/playground_check && npm ci && node drive.mjs [OUT_DIR]
+//
+// Env: PLAYGROUND_URL (default http://127.0.0.1:56150/), CHROMIUM (default /usr/bin/chromium).
+// Exits 0 when every step saw what it expected, 1 otherwise. Writes OUT_DIR/NN-step.png (full
+// window) and OUT_DIR/menu.png, OUT_DIR/transfer.png (the chat pane only).
+// No request leaves the machine: everything but loopback is aborted (the page asks a CDN for
+// fonts and an animation; without them it falls back to local fonts).
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const url = process.env.PLAYGROUND_URL || "http://127.0.0.1:56150/";
+const outDir = process.argv[2] || join(tmpdir(), "switchboard-playground-shots");
+const STEP_MS = 20_000;
+mkdirSync(outDir, { recursive: true });
+const profile = mkdtempSync(join(tmpdir(), "pg-chromium-"));
+
+// a fresh profile every run (Playwright passes it as --user-data-dir)
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1280, height: 900 },
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+await context.route("**/*", (route) => {
+  const host = new URL(route.request().url()).hostname;
+  return ["127.0.0.1", "localhost", "[::1]"].includes(host) ? route.continue() : route.abort();
+});
+const page = await context.newPage();
+const pageErrors = [];
+page.on("pageerror", (e) => pageErrors.push(String(e)));
+
+let shot = 0;
+let failures = 0;
+const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
+
+async function snap(name) {
+  shot += 1;
+  const path = join(outDir, `${String(shot).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path });
+  return path;
+}
+
+// the chat pane: the column between the chat list and the log panel
+async function snapChat(name) {
+  const path = join(outDir, `${name}.png`);
+  await page.screenshot({ path, clip: { x: 330, y: 48, width: 620, height: 852 } });
+  return path;
+}
+
+const cards = () => page.locator(".ac-adaptiveCard");
+const cardWith = (text) => cards().filter({ hasText: text }).last();
+
+async function expectText(text, what) {
+  try {
+    await page.getByText(text, { exact: false }).last().waitFor({ timeout: STEP_MS });
+    log("ok  ", what);
+    return true;
+  } catch {
+    failures += 1;
+    log("FAIL", what, `(no "${text}" within ${STEP_MS / 1000} s)`);
+    await snap(`fail-${what.replace(/\W+/g, "-")}`);
+    return false;
+  }
+}
+
+async function answerInCard(prompt, answer) {
+  const card = cardWith(prompt);
+  await card.locator("textarea, input[type=text], input:not([type])").first().fill(answer);
+  await card.getByRole("button", { name: "Send" }).click();
+  log("     typed", JSON.stringify(answer), "in the card and pressed Send");
+}
+
+async function chooseInCard(prompt, choice) {
+  const card = cardWith(prompt);
+  await card.getByText(choice, { exact: true }).click();
+  await card.getByRole("button", { name: "Send" }).click();
+  log("     chose", JSON.stringify(choice), "and pressed Send");
+}
+
+async function typeInComposer(text) {
+  const box = page.getByPlaceholder("Type a message...");
+  await box.fill(text);
+  await box.press("Enter");
+  log("     typed", JSON.stringify(text), "in the compose box");
+}
+
+try {
+  await page.goto(url, { waitUntil: "domcontentloaded" });
+  // opening the page installs the app: the bot greets and asks its first question
+  await expectText("welcome to the Service Desk", "welcome card on install");
+  await expectText("What do you need help with today", "first question");
+  await snap("welcome");
+
+  await answerInCard("What do you need help with today", "My payslip shows the wrong tax code");
+  if (await expectText("Which department should handle this?", "menu card")) {
+    await page.waitForTimeout(500);
+    await snap("menu");
+    await snapChat("menu");
+  }
+
+  await cardWith("Which department should handle this?")
+    .getByRole("button", { name: "HR", exact: true }).click();
+  log("     pressed HR");
+  await expectText("Moving you from Service Desk to HR", "transfer card");
+  if (await expectText("What is your employee number?", "HR's first question")) {
+    await page.waitForTimeout(500);
+    await snap("transfer");
+    await snapChat("transfer");
+  }
+
+  await answerInCard("What is your employee number?", "12345");
+  await expectText("That doesn't look right", "a wrong employee number is refused");
+  await answerInCard("What is your employee number?", "E12345");
+  if (await expectText("Which topic is it about?", "HR's second question")) {
+    await chooseInCard("Which topic is it about?", "Payroll");
+  }
+  await expectText("HR has your request", "summary card");
+  await page.waitForTimeout(1000);
+  await snap("summary");
+  await snapChat("summary");
+
+  // a new message after the end starts a new chat
+  await typeInComposer("hi");
+  await expectText("What do you need help with today", "saying hi starts a new chat");
+  await typeInComposer("help");
+  await expectText("You're talking to Service Desk", "help card");
+  await snap("after-help");
+} catch (e) {
+  failures += 1;
+  log("FAIL", "the script stopped:", e.message.split("\n")[0]);
+  await snap("stopped").catch(() => {});
+} finally {
+  if (pageErrors.length) log("page errors:", pageErrors);
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+log(failures ? `${failures} step(s) failed` : "every step passed", `- screenshots in ${outDir}`);
+process.exit(failures ? 1 : 0);
