@@ -25,9 +25,11 @@ class BotServer:
     runner: web.AppRunner | None = None
     app: web.Application | None = None
     http: aiohttp.ClientSession | None = None
+    clock: Any = None
 
     async def start(self) -> BotServer:
-        self.app = switchboard_app.create_app(self.settings, docs=self.docs)
+        extra = {"clock": self.clock} if self.clock is not None else {}
+        self.app = switchboard_app.create_app(self.settings, docs=self.docs, **extra)
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -43,6 +45,11 @@ class BotServer:
         if self.runner is not None:
             await self.runner.cleanup()
         self.runner = self.http = None
+
+    async def fire_timers(self) -> int:
+        """Run the timers that are due now (the tests' clock), as the background loop would."""
+        assert self.app is not None
+        return await self.app[switchboard_app.TIMERS].run_once()
 
     async def post(self, activity: Any, **kwargs: Any) -> tuple[int, Any]:
         assert self.http is not None
@@ -61,6 +68,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> switchboard_app.Settings:
         "config_path": str(EXAMPLE_CONFIG),
         "db_path": str(tmp_path / "switchboard.sqlite3"),
         "store": "embedded",
+        "timer_interval": 0,
         **overrides,
     }
     return switchboard_app.Settings(**values)
@@ -111,6 +119,19 @@ class Chat:
 
     async def answer(self, text: str) -> list[Sent]:
         return await self.press(None, answer=text)
+
+
+class FakeClock:
+    """Epoch seconds that only move when a test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def texts(sent: list[Sent]) -> str:

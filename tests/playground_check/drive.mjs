@@ -87,9 +87,11 @@ async function chooseInCard(prompt, choice) {
 }
 
 async function typeInComposer(text) {
-  const box = page.getByPlaceholder("Type a message...");
-  await box.fill(text);
-  await box.press("Enter");
+  // a Lexical editor: a contenteditable div, not an <input>
+  const box = page.locator('[contenteditable="true"][role="textbox"]').last();
+  await box.click();
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
   log("     typed", JSON.stringify(text), "in the compose box");
 }
 
@@ -116,6 +118,12 @@ try {
     await snap("transfer");
     await snapChat("transfer");
   }
+
+  // the menu card is still there with live buttons: pressing one now must not transfer again
+  await cardWith("Which department should handle this?")
+    .getByRole("button", { name: "IT", exact: true }).click();
+  log("     pressed IT on the old menu card");
+  await expectText("from an earlier step", "an old card's button is refused");
 
   await answerInCard("What is your employee number?", "12345");
   await expectText("That doesn't look right", "a wrong employee number is refused");
