@@ -147,7 +147,7 @@ def create_app(
     config, _warnings = load_config(settings.config_path)
     docs = docs or make_store(settings)
     sessions = SessionStore(docs)
-    engine = Engine(config, sessions, use_execute=settings.use_execute)
+    engine = Engine(config, sessions, use_execute=settings.use_execute, clock=clock)
     adapter = SwitchboardAdapter(_bot_auth(settings))
     adapter.on_turn_error = on_turn_error
     timers = TimerStore(docs, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",

@@ -10,8 +10,10 @@ resumes exactly where the guest was.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cards.binding import bind
@@ -100,6 +102,9 @@ class Turn:
     def routing(self) -> Any:
         return self.engine.routing
 
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.engine.clock(), UTC)
+
     async def send_card(self, card: dict[str, Any]) -> None:
         await self._out(None, card)
 
@@ -140,11 +145,18 @@ class Turn:
 
 class Engine:
     def __init__(
-        self, config: SwitchboardConfig, store: SessionStore, *, use_execute: bool = False
+        self,
+        config: SwitchboardConfig,
+        store: SessionStore,
+        *,
+        use_execute: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.store = store
         self.use_execute = use_execute
+        # epoch seconds; injected so tests (business hours, timers) never read the wall clock
+        self.clock = clock
         # set by the app: pipelines.routing.Routing (live agents)
         self.routing: Any = None
 

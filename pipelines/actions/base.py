@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pipelines.config import StageConfig
@@ -105,6 +106,10 @@ class StageContext(Protocol):
     @property
     def routing(self) -> Any:
         """The live-agent routing service (pipelines.routing.Routing)."""
+        ...
+
+    def now(self) -> datetime:
+        """The current time (UTC, aware), from the engine's injectable clock."""
         ...
 
 

@@ -59,17 +59,30 @@ async function snapChat(name) {
 const cards = () => page.locator(".ac-adaptiveCard");
 const cardWith = (text) => cards().filter({ hasText: text }).last();
 
-async function expectText(text, what) {
-  try {
-    await page.getByText(text, { exact: false }).last().waitFor({ timeout: STEP_MS });
-    log("ok  ", what);
-    return true;
-  } catch {
-    failures += 1;
-    log("FAIL", what, `(no "${text}" within ${STEP_MS / 1000} s)`);
-    await snap(`fail-${what.replace(/\W+/g, "-")}`);
-    return false;
+const count = (text) => page.getByText(text, { exact: false }).count();
+
+// waits until `text` shows up once more than `before` times (so an older card with the same
+// text does not count)
+async function expectText(text, what, before = 0) {
+  const deadline = Date.now() + STEP_MS;
+  while (Date.now() < deadline) {
+    if ((await count(text)) > before) {
+      log("ok  ", what);
+      return true;
+    }
+    await page.waitForTimeout(100);
   }
+  failures += 1;
+  log("FAIL", what, `(no new "${text}" within ${STEP_MS / 1000} s)`);
+  await snap(`fail-${what.replace(/\W+/g, "-")}`);
+  return false;
+}
+
+// does `act`, then expects a new `text`
+async function step(what, text, act) {
+  const before = await count(text);
+  await act();
+  return expectText(text, what, before);
 }
 
 async function answerInCard(prompt, answer) {
@@ -102,17 +115,18 @@ try {
   await expectText("What do you need help with today", "first question");
   await snap("welcome");
 
-  await answerInCard("What do you need help with today", "My payslip shows the wrong tax code");
-  if (await expectText("Which department should handle this?", "menu card")) {
+  if (await step("menu card", "Which department should handle this?", () =>
+    answerInCard("What do you need help with today", "My payslip shows the wrong tax code"))) {
     await page.waitForTimeout(500);
     await snap("menu");
     await snapChat("menu");
   }
 
-  await cardWith("Which department should handle this?")
-    .getByRole("button", { name: "HR", exact: true }).click();
-  log("     pressed HR");
-  await expectText("Moving you from Service Desk to HR", "transfer card");
+  await step("transfer card", "Moving you from Service Desk to HR", async () => {
+    await cardWith("Which department should handle this?")
+      .getByRole("button", { name: "HR", exact: true }).click();
+    log("     pressed HR");
+  });
   if (await expectText("What is your employee number?", "HR's first question")) {
     await page.waitForTimeout(500);
     await snap("transfer");
@@ -120,27 +134,26 @@ try {
   }
 
   // the menu card is still there with live buttons: pressing one now must not transfer again
-  await cardWith("Which department should handle this?")
-    .getByRole("button", { name: "IT", exact: true }).click();
-  log("     pressed IT on the old menu card");
-  await expectText("from an earlier step", "an old card's button is refused");
-
-  await answerInCard("What is your employee number?", "12345");
-  await expectText("That doesn't look right", "a wrong employee number is refused");
-  await answerInCard("What is your employee number?", "E12345");
-  if (await expectText("Which topic is it about?", "HR's second question")) {
-    await chooseInCard("Which topic is it about?", "Payroll");
+  await step("an old card's button is refused", "from an earlier step", async () => {
+    await cardWith("Which department should handle this?")
+      .getByRole("button", { name: "IT", exact: true }).click();
+    log("     pressed IT on the old menu card");
+  });
+  await step("a wrong employee number is refused", "That doesn't look right", () =>
+    answerInCard("What is your employee number?", "12345"));
+  await step("HR's second question", "Which topic is it about?", () =>
+    answerInCard("What is your employee number?", "E12345"));
+  if (await step("summary card", "HR has your request", () =>
+    chooseInCard("Which topic is it about?", "Payroll"))) {
+    await page.waitForTimeout(1000);
+    await snap("summary");
+    await snapChat("summary");
   }
-  await expectText("HR has your request", "summary card");
-  await page.waitForTimeout(1000);
-  await snap("summary");
-  await snapChat("summary");
 
-  // a new message after the end starts a new chat
-  await typeInComposer("hi");
-  await expectText("What do you need help with today", "saying hi starts a new chat");
-  await typeInComposer("help");
-  await expectText("You're talking to Service Desk", "help card");
+  // after the end, a new message starts a new chat; `help` says where you are
+  await step("saying hi starts a new chat", "What do you need help with today", () =>
+    typeInComposer("hi"));
+  await step("help card", "You're talking to Service Desk", () => typeInComposer("help"));
   await snap("after-help");
 } catch (e) {
   failures += 1;
