@@ -20,6 +20,7 @@ from cards.schema import attachment
 from pipelines.actions.base import GuestInput
 from pipelines.routing import Refused, Routing
 from storage.agents import Presence
+from storage.dedupe import first_delivery
 
 log = logging.getLogger("switchboard.agents")
 
@@ -61,7 +62,15 @@ class AgentDesk:
             "Type **help** for your commands."
         ))
 
+    async def first_delivery(self, context: TurnContext, guest: GuestInput) -> bool:
+        conversation = getattr(context.activity.conversation, "id", None)
+        if not conversation:
+            return True
+        return await first_delivery(self.routing.sessions.docs, conversation, guest.activity_id)
+
     async def on_message(self, context: TurnContext, guest: GuestInput, agent_id: str) -> None:
+        if not await self.first_delivery(context, guest):
+            return
         await self.register(context, agent_id)
         if guest.verb == "accept":
             card = await self._accept(guest, agent_id)

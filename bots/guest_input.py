@@ -62,6 +62,7 @@ def parse_message(context: TurnContext) -> GuestInput:
         session_id=_str(data.get("session")),
         stage_key=_str(data.get("stage")),
         choice=_str(data.get("choice")),
+        activity_id=_str(activity.id),
     )
 
 
@@ -81,4 +82,5 @@ def parse_execute(activity: Activity) -> GuestInput | None:
         stage_key=_str(sb.get("stage")),
         choice=_str(sb.get("choice")),
         invoke=True,
+        activity_id=_str(activity.id),
     )

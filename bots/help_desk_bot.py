@@ -105,6 +105,11 @@ class HelpDeskBot(TeamsActivityHandler):
         agent_id = self._agent(turn_context)
         if agent_id is not None:
             started = time.perf_counter()
+            if not await self.desk.first_delivery(turn_context, guest):
+                return InvokeResponse(status=200, body={
+                    "statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                    "value": "Already done.",
+                })
             await self.desk.register(turn_context, agent_id)
             body = await self.desk.on_execute(guest, agent_id)
             _log_agent_turn(turn_context, agent_id, started, guest.verb or "execute")
@@ -167,12 +172,15 @@ class HelpDeskBot(TeamsActivityHandler):
             if await self.store.live(conversation_id) is not None:
                 return
             started = time.perf_counter()
-            result = await self.engine.start(
-                conversation_id,
-                guest_metadata(context.activity),
-                _reference(context),
-                _sender(context),
-            )
+            try:
+                result = await self.engine.start(
+                    conversation_id,
+                    guest_metadata(context.activity),
+                    _reference(context),
+                    _sender(context),
+                )
+            except SessionConflict:
+                return  # another instance (or a redelivery) welcomed them first
             _log_turn(context, result, started, "install")
 
     async def _turn(self, context: TurnContext, guest: GuestInput) -> TurnResult | None:
@@ -205,7 +213,11 @@ class HelpDeskBot(TeamsActivityHandler):
         self, context: TurnContext, conversation_id: str, guest: GuestInput, command: str
     ) -> TurnResult:
         send = _sender(context)
-        session = await self.store.live(conversation_id)
+        session = await self.store.current(conversation_id)
+        if session is not None and session.saw(guest.activity_id):
+            return TurnResult(session, events=["duplicate"])
+        if session is not None and not session.state.live:
+            session = None  # closed: the guest's next message starts a new request
         if command == "help":
             card = help_card(COMMANDS, where=self._where(session))
             if session is None:
@@ -225,7 +237,8 @@ class HelpDeskBot(TeamsActivityHandler):
             else:
                 await send("Starting over.", None)
             return await self.engine.start(
-                conversation_id, guest_metadata(context.activity), _reference(context), send
+                conversation_id, guest_metadata(context.activity), _reference(context), send,
+                first=guest,
             )
         if session is None:
             return await self.engine.start(

@@ -196,10 +196,14 @@ class Engine:
         turn = Turn(self, session, send)
         if first is not None:
             turn.record(Direction.IN, "guest", text=first.text, value=first.value)
+            turn.session.mark_seen(first.activity_id)
         return await self._finish(turn, await self._resume(turn))
 
     async def handle(self, session: Session, guest: GuestInput, send: Sender) -> TurnResult:
         """One activity from the guest, for their live session."""
+        if session.saw(guest.activity_id):
+            return TurnResult(session, events=["duplicate"])
+        session.mark_seen(guest.activity_id)
         turn = Turn(self, session, send)
         turn.record(Direction.IN, "guest", text=guest.text, value=guest.value)
         if not session.started or session.pending_card:
@@ -231,6 +235,7 @@ class Engine:
         close_as: SessionState | None = None,
     ) -> TurnResult:
         """A command's answer (help, restart): kept in the transcript, position unchanged."""
+        session.mark_seen(guest.activity_id)
         turn = Turn(self, session, send)
         turn.record(Direction.IN, "guest", text=guest.text, value=guest.value)
         if card is not None:

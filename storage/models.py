@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 MetadataValue = str | int | float | bool | None
 
 
+SEEN_KEPT = 32
+
+
 def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -120,6 +123,8 @@ class Session(BaseModel):
     phase: Phase = Phase.PIPELINE
     routing: Search | None = None
     agent: Assignment | None = None
+    # ids of the latest activities this conversation's turns handled: a redelivery is dropped
+    seen: list[str] = Field(default_factory=list)
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     closed_at: str | None = None
@@ -130,6 +135,13 @@ class Session(BaseModel):
         out = self.model_dump(mode="json")
         out["type"] = "session"
         return out
+
+    def saw(self, activity_id: str | None) -> bool:
+        return activity_id is not None and activity_id in self.seen
+
+    def mark_seen(self, activity_id: str | None) -> None:
+        if activity_id and activity_id not in self.seen:
+            self.seen = [*self.seen, activity_id][-SEEN_KEPT:]
 
 
 class Direction(StrEnum):

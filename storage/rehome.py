@@ -141,6 +141,8 @@ async def finish_rehome(store: SessionStore, source: Session) -> Session:
         hops=source.hops + 1,
         hop_log=list(source.hop_log),
         pending_card=intent.card,
+        # a redelivery of the activity that caused the move must not replay in the target
+        seen=list(source.seen),
     )
     assert hop.to_session_id == target.id
     target = await store.create_or_get(target)

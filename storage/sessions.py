@@ -75,6 +75,11 @@ class SessionStore:
 
     async def live(self, conversation_id: str) -> Session | None:
         """The conversation's live session, finishing a rehome left half-done."""
+        session = await self.current(conversation_id)
+        return session if session is not None and session.state.live else None
+
+    async def current(self, conversation_id: str) -> Session | None:
+        """The session the conversation points at, live or closed (None: never had one)."""
         from storage.rehome import finish_rehome  # rehome imports this module
 
         where = self._where.get(conversation_id)
@@ -98,8 +103,6 @@ class SessionStore:
             source = await self.get(hop.from_tenant_id, hop.from_session_id)
             if source is not None and source.state == SessionState.TRANSFERRING:
                 session = await finish_rehome(self, source)
-        if not session.state.live:
-            return None
         self.remember(session)
         return session
 
@@ -144,18 +147,36 @@ class SessionStore:
     # -- writing ---------------------------------------------------------------------
 
     async def begin(self, session: Session, reference: dict[str, Any]) -> Session:
-        """Open a conversation's first (or next, after restart) session and point to it."""
+        """Open a conversation's first (or next) session and point the conversation to it.
+
+        SessionConflict if the conversation already has a live session (another process, or
+        a duplicate delivery, opened one first): the caller redoes its turn on that one.
+        """
+        conversation_id = session.conversation_id
+        pointer = await self.pointer(conversation_id)
+        if pointer is not None:
+            current = await self.get(pointer.tenant_id, pointer.session_id)
+            if current is not None and current.state.live:
+                raise SessionConflict(f"{conversation_id} already has session {current.id}")
         doc = await self.docs.create(TENANT_DATA, session.tenant_id, session.id, session.body())
         session = session.model_copy(update={"etag": doc.etag})
-        pointer = ConversationPointer(
-            conversation_id=session.conversation_id,
+        moved = ConversationPointer(
+            conversation_id=conversation_id,
             session_id=session.id,
             tenant_id=session.tenant_id,
             reference=reference,
         )
-        await self.docs.upsert(
-            CONVERSATIONS, session.conversation_id, session.conversation_id, pointer.body()
-        )
+        try:
+            if pointer is None:
+                await self.docs.create(CONVERSATIONS, conversation_id, conversation_id,
+                                       moved.body())
+            else:
+                await self.docs.replace(CONVERSATIONS, conversation_id, conversation_id,
+                                        moved.body(), pointer.etag)
+        except (AlreadyExists, PreconditionFailed):
+            # someone else moved the pointer first: ours must not linger as an orphan
+            await self.docs.delete(TENANT_DATA, session.tenant_id, session.id)
+            raise SessionConflict(f"{conversation_id} got another session first") from None
         self.remember(session)
         return session
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,10 @@ class Chat:
     connector: Connector
     seen: int = 0
     statuses: list[int] = field(default_factory=list)
+    # deliver every activity twice: "twice" (one after the other), "concurrent" (at the
+    # same moment), "interleaved" (each one again after the next one)
+    replay: str | None = None
+    _previous: dict[str, Any] | None = None
 
     def _new(self) -> list[Sent]:
         mine = self.connector.to(self.user.conversation_id)
@@ -90,7 +95,19 @@ class Chat:
         return new
 
     async def send(self, activity: dict[str, Any]) -> list[Sent]:
-        status, body = await self.bot.post(activity)
+        if self.replay == "concurrent":
+            results = await asyncio.gather(self.bot.post(activity), self.bot.post(activity))
+            status, body = results[0]
+            assert all(r[0] in (200, 201) for r in results), results
+        else:
+            status, body = await self.bot.post(activity)
+            if self.replay == "twice":
+                again, _ = await self.bot.post(activity)
+                assert again in (200, 201), again
+            elif self.replay == "interleaved" and self._previous is not None:
+                again, _ = await self.bot.post(self._previous)
+                assert again in (200, 201), again
+        self._previous = activity
         self.statuses.append(status)
         assert status in (200, 201), (status, body)
         self.last_body = body

@@ -35,6 +35,8 @@ class GuestInput:
     choice: str | None = None
     # True for Action.Execute: the reply may replace the pressed card
     invoke: bool = False
+    # the channel's id of the activity: a redelivery carries the same one
+    activity_id: str | None = None
 
     @property
     def answer(self) -> str | None:
