@@ -27,6 +27,8 @@ from bots.agent_desk import AgentDesk
 from bots.help_desk_bot import HelpDeskBot
 from bots.json_logging import configure as configure_logging
 from bots.messenger import Messenger
+from bots.outbound import Outbound, RateLimiter
+from bots.tokens import BotTokenProvider
 from pipelines.engine import Engine
 from pipelines.loader import ConfigError, load_config
 from pipelines.routing import Routing
@@ -102,6 +104,18 @@ class Settings(BaseSettings):
     offer_execute: bool = Field(True, validation_alias=_env("SWITCHBOARD_OFFER_EXECUTE"))
     # how often this instance looks for due timers (seconds); 0 = only when asked (tests)
     timer_interval: float = Field(1.0, ge=0, validation_alias=_env("SWITCHBOARD_TIMER_INTERVAL"))
+    # outgoing messages: Teams' published limits, and how long a send may keep retrying
+    sends_per_conversation: float = Field(
+        7.0, gt=0, validation_alias=_env("SWITCHBOARD_SENDS_PER_CONVERSATION")
+    )
+    sends_per_app: float = Field(50.0, gt=0, validation_alias=_env("SWITCHBOARD_SENDS_PER_APP"))
+    send_retry_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("SWITCHBOARD_SEND_RETRY_SECONDS")
+    )
+    # where the bot gets its outgoing token (default: Microsoft's login for its app type)
+    login_url: str | None = Field(
+        None, validation_alias=_env("TO_CHANNEL_FROM_BOT_LOGIN_URL")
+    )
     log_level: str = Field("INFO", validation_alias=_env("SWITCHBOARD_LOG_LEVEL"))
     # where the adapter fetches the keys that sign Bot Framework tokens (tests use loopback)
     openid_metadata_url: str | None = Field(
@@ -149,6 +163,14 @@ def create_app(
     sessions = SessionStore(docs)
     engine = Engine(config, sessions, use_execute=settings.use_execute, clock=clock)
     adapter = SwitchboardAdapter(_bot_auth(settings))
+    adapter.outbound = Outbound(
+        token=BotTokenProvider(
+            settings.app_id, settings.app_password, app_type=settings.app_type,
+            aad_tenant_id=settings.aad_tenant_id, login_url=settings.login_url,
+        ),
+        limiter=RateLimiter(settings.sends_per_conversation, settings.sends_per_app),
+        retry_budget=settings.send_retry_seconds,
+    )
     adapter.on_turn_error = on_turn_error
     timers = TimerStore(docs, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
                         clock=clock)
@@ -191,6 +213,7 @@ def create_app(
 
     async def on_cleanup(app: web.Application) -> None:
         await runner.stop()
+        await adapter.outbound.close()
         await docs.close()
 
     app.router.add_post("/api/messages", messages)

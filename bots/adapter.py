@@ -16,6 +16,8 @@ from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity
 
+from bots.lean_turns import LeanTurns
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,7 @@ def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": "BadRequest", "message": message}, status=400)
 
 
-class SwitchboardAdapter(CloudAdapter):
+class SwitchboardAdapter(LeanTurns, CloudAdapter):
     async def process(self, request: web.Request, bot, ws_response=None) -> web.Response:
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])

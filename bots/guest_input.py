@@ -30,7 +30,7 @@ def guest_metadata(activity: Activity) -> dict[str, MetadataValue]:
         aad_tenant_id = activity.conversation.tenant_id
     return {
         "Guest.Id": getattr(sender, "id", None),
-        "Guest.Name": (getattr(sender, "name", None) or "there"),
+        "Guest.Name": getattr(sender, "name", None) or None,
         "Guest.AadObjectId": getattr(sender, "aad_object_id", None),
         "Guest.AadTenantId": aad_tenant_id,
         "Guest.Locale": activity.locale,

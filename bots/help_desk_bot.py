@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from botbuilder.core import InvokeResponse, MessageFactory, TurnContext
-from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, ChannelAccount
 
 from bots.agent_desk import AgentDesk
@@ -127,10 +127,11 @@ class HelpDeskBot(TeamsActivityHandler):
                 "value": result.replace_card,
             }
         else:
+            stale = result is not None and "stale_card" in result.events
             body = {
                 "statusCode": 200,
                 "type": "application/vnd.microsoft.activity.message",
-                "value": "Got it.",
+                "value": "That card is from an earlier step." if stale else "Got it.",
             }
         return InvokeResponse(status=200, body=body)
 
@@ -172,10 +173,13 @@ class HelpDeskBot(TeamsActivityHandler):
             if await self.store.live(conversation_id) is not None:
                 return
             started = time.perf_counter()
+            guest = guest_metadata(context.activity)
+            if not guest.get("Guest.Name"):
+                guest["Guest.Name"] = await _member_name(context)
             try:
                 result = await self.engine.start(
                     conversation_id,
-                    guest_metadata(context.activity),
+                    guest,
                     _reference(context),
                     _sender(context),
                 )
@@ -188,7 +192,14 @@ class HelpDeskBot(TeamsActivityHandler):
         if conversation_id is None:
             log.warning("activity without a conversation id ignored")
             return None
-        command = (guest.text or "").strip().casefold() if guest.value is None else ""
+        if not _is_personal(context.activity):
+            await context.send_activity(
+                "I help one person at a time: open a one-to-one chat with me from the Apps "
+                "bar, and tell me what you need there."
+            )
+            return None
+        typed = (guest.text or "").strip().casefold() if guest.value is None else ""
+        command = typed if typed in ("help", "restart") else ""
         started = time.perf_counter()
         async with self.locks.hold(conversation_id):
             for attempt in range(2):
@@ -200,7 +211,8 @@ class HelpDeskBot(TeamsActivityHandler):
                     self.store.forget(conversation_id)
                     if attempt == 1:
                         raise
-            _log_turn(context, result, started, command or guest.verb or "message")
+            kind = f"command:{command}" if command else (guest.verb or "message")
+            _log_turn(context, result, started, kind)
             return result
 
     def _where(self, session) -> str | None:
@@ -248,7 +260,21 @@ class HelpDeskBot(TeamsActivityHandler):
                 send,
                 first=guest,
             )
-        return await self.engine.handle(session, guest, send)
+        name = getattr(context.activity.from_property, "name", None)
+        return await self.engine.handle(session, guest, send, name=name)
+
+
+async def _member_name(context: TurnContext) -> str | None:
+    """Teams' install events carry no name: ask the connector for the member's."""
+    sender = context.activity.from_property
+    if sender is None or not sender.id:
+        return None
+    try:
+        member = await TeamsInfo.get_member(context, sender.id)
+    except Exception:  # the name is a nicety; never fail the welcome for it
+        log.info("could not look up the guest's name", exc_info=True)
+        return None
+    return getattr(member, "name", None) or None
 
 
 def _invoke_error(message: str) -> dict[str, Any]:

@@ -17,6 +17,8 @@ __all__ = [
     "CARD_VERSION",
     "CONTAINER_STYLES",
     "chosen_card",
+    "faq_card",
+    "feedback_card",
     "help_card",
     "menu_card",
     "question_card",
@@ -146,3 +148,100 @@ def help_card(commands: list[tuple[str, str]], *, where: str | None) -> Card:
     else:
         body.append(_text_block("There are no commands here."))
     return _card(body)
+
+
+def faq_card(
+    prompt: str,
+    articles: list[tuple[str, str, str, str | None]],
+    *,
+    session_id: str,
+    stage_key: str,
+    use_execute: bool,
+) -> Card:
+    """Knowledge-base answers: per (id, title, answer, link) its title, answer, a link to the
+    full article and "This solved it"; then "I still need help" for the whole card.
+
+    Titles and answers are the admin's articles (markdown allowed), never the guest's text.
+    """
+    body: list[dict[str, Any]] = [_text_block(prompt)]
+    for article_id, title, answer, link in articles:
+        buttons = [
+            _button("This solved it", _data("solved", session_id, stage_key, choice=article_id),
+                    "solved", use_execute)
+        ]
+        if link:
+            buttons.append({"type": "Action.OpenUrl", "title": "Read the article", "url": link})
+        body.append({
+            "type": "Container",
+            "style": "emphasis",
+            "separator": True,
+            "items": [
+                _text_block(title, weight="Bolder"),
+                _text_block(answer),
+                {"type": "ActionSet", "actions": buttons},
+            ],
+        })
+    more = _button("I still need help", _data("more", session_id, stage_key), "more", use_execute)
+    return _card(body, [more])
+
+
+RATING_LABELS = {1: "Poor", 2: "Fair", 3: "Good", 4: "Very good", 5: "Excellent"}
+
+
+def feedback_card(
+    prompt: str,
+    *,
+    session_id: str,
+    stage_key: str,
+    use_execute: bool,
+    style: str = "choices",
+    comment: bool = True,
+    comment_placeholder: str | None = None,
+    max_comment_length: int = 1000,
+    skippable: bool = True,
+) -> Card:
+    """A rating from 1 to 5 (radio buttons named `rating` and Send, or one button per rating)
+    and an optional comment box named `comment`; Skip sends no input."""
+    body: list[dict[str, Any]] = [_text_block(prompt)]
+    actions: list[dict[str, Any]] = []
+    if style == "choices":
+        body.append({
+            "type": "Input.ChoiceSet",
+            "id": "rating",
+            "style": "expanded",
+            "label": "Your rating",
+            "choices": [
+                {"title": f"{n} - {label}", "value": str(n)}
+                for n, label in sorted(RATING_LABELS.items(), reverse=True)
+            ],
+            "isRequired": True,
+            "errorMessage": "Please choose a rating.",
+        })
+    if comment:
+        box: dict[str, Any] = {
+            "type": "Input.Text",
+            "id": "comment",
+            "label": "Comment (optional)",
+            "isMultiline": True,
+            "maxLength": max_comment_length,
+        }
+        if comment_placeholder:
+            box["placeholder"] = comment_placeholder
+        body.append(box)
+    if style == "choices":
+        actions.append(_button("Send", _data("answer", session_id, stage_key), "answer",
+                               use_execute))
+    else:
+        body.append({
+            "type": "ActionSet",
+            "actions": [
+                _button(str(n), _data("rate", session_id, stage_key, choice=str(n)), "rate",
+                        use_execute)
+                for n in sorted(RATING_LABELS)
+            ],
+        })
+    if skippable:
+        skip = _button("Skip", _data("skip", session_id, stage_key), "skip", use_execute)
+        skip["associatedInputs"] = "none"
+        actions.append(skip)
+    return _card(body, actions)

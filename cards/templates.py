@@ -30,6 +30,7 @@ BUILTIN_TEMPLATES = (
     "agent_left",
     "agent_searching",
     "agent_waiting",
+    "faq_solved",
     "guest_left",
     "summary",
     "transfer",

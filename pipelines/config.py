@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipelines.hours import Holiday, OpeningHours, Schedule, check_timezone
+from pipelines.knowledge import KnowledgeBase
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 METADATA_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
@@ -38,6 +41,15 @@ class StageConfig(BaseModel):
     def metadata_written(self) -> list[str]:
         """Metadata keys this stage sets, so templates of later stages may bind them."""
         return []
+
+    def metadata_read(self) -> dict[str, list[str]]:
+        """Metadata names this stage reads outside templates: setting -> names (checked at load
+        like a template's names: each must be built in or written by some stage)."""
+        return {}
+
+    def text_templates(self) -> dict[str, str]:
+        """Texts with `${...}` bindings besides `prompt`: setting -> text (checked at load)."""
+        return {}
 
 
 class PipelineConfig(BaseModel):
@@ -87,6 +99,54 @@ class TenantConfig(BaseModel):
     agent_capacity: int = Field(default=2, ge=1, le=20)
     # the card a guest gets when an agent transfers the chat here
     transfer_template: TemplateRef = "builtin:transfer"
+    # FAQ articles for `faq` stages: a YAML/JSON file, or several, relative to the config file
+    knowledge_base: str | list[str] | None = None
+    # opening hours for `business_hours` stages: an IANA time zone, per weekday zero or more
+    # intervals ("09:00-17:30"), and days closed all day
+    timezone: str | None = None
+    opening_hours: OpeningHours | None = None
+    holidays: list[Holiday] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return check_timezone(value) if value is not None else None
+
+    @field_validator("knowledge_base")
+    @classmethod
+    def _files(cls, value: str | list[str] | None) -> str | list[str] | None:
+        files = [value] if isinstance(value, str) else (value or [])
+        if value is not None and (not files or any(not f.strip() for f in files)):
+            raise ValueError("give a file name like kb/it.yaml, or a list of them")
+        return value
+
+    @model_validator(mode="after")
+    def _hours(self) -> TenantConfig:
+        if self.opening_hours is not None and self.timezone is None:
+            raise ValueError("`opening_hours` needs `timezone`: add one like Europe/London")
+        if self.holidays and self.opening_hours is None:
+            raise ValueError("`holidays` without `opening_hours`: add the weekly hours")
+        if self.opening_hours is not None and self.opening_hours.never_open:
+            raise ValueError("`opening_hours` has no open interval on any day: add one, "
+                             "like monday: [\"09:00-17:30\"]")
+        days = [h.date for h in self.holidays]
+        twice = sorted({d for d in days if days.count(d) > 1})
+        if twice:
+            raise ValueError(f"`holidays` lists {twice[0].isoformat()} twice: keep one entry")
+        return self
+
+    @property
+    def knowledge_base_files(self) -> list[str]:
+        files = self.knowledge_base
+        if files is None:
+            return []
+        return [files] if isinstance(files, str) else files
+
+    def schedule(self) -> Schedule | None:
+        """The tenant's opening hours (None when it has none)."""
+        if self.opening_hours is None or self.timezone is None:
+            return None
+        return Schedule(self.timezone, self.opening_hours, tuple(self.holidays))
 
     def agent(self, aad_object_id: str) -> AgentConfig | None:
         wanted = aad_object_id.casefold()
@@ -117,6 +177,8 @@ class SwitchboardConfig(BaseModel):
     source: str = ""
     # set by the loader: resolved templates, by (tenant, pipeline, stage, setting)
     templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # set by the loader: each tenant's knowledge base (articles, index built), by tenant id
+    knowledge_bases: dict[str, KnowledgeBase] = Field(default_factory=dict)
 
     def tenant(self, tenant_id: str) -> TenantConfig:
         for tenant in self.tenants:
@@ -143,6 +205,9 @@ class SwitchboardConfig(BaseModel):
 
     def template(self, tenant_id: str, pipeline_id: str, stage_key: str, setting: str) -> dict:
         return self.templates[template_key(tenant_id, pipeline_id, stage_key, setting)]
+
+    def knowledge_base(self, tenant_id: str) -> KnowledgeBase | None:
+        return self.knowledge_bases.get(tenant_id)
 
 
 def template_key(tenant_id: str, pipeline_id: str, stage_key: str, setting: str) -> str:

@@ -199,11 +199,15 @@ class Engine:
             turn.session.mark_seen(first.activity_id)
         return await self._finish(turn, await self._resume(turn))
 
-    async def handle(self, session: Session, guest: GuestInput, send: Sender) -> TurnResult:
+    async def handle(
+        self, session: Session, guest: GuestInput, send: Sender, name: str | None = None
+    ) -> TurnResult:
         """One activity from the guest, for their live session."""
         if session.saw(guest.activity_id):
             return TurnResult(session, events=["duplicate"])
         session.mark_seen(guest.activity_id)
+        if name and not session.metadata.get("Guest.Name"):
+            session.metadata["Guest.Name"] = name  # install events come without a name
         turn = Turn(self, session, send)
         turn.record(Direction.IN, "guest", text=guest.text, value=guest.value)
         if not session.started or session.pending_card:

@@ -31,6 +31,7 @@ from pipelines.config import (
     template_key,
     tenant_transfer_key,
 )
+from pipelines.knowledge import KnowledgeBase, parse_articles
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,11 @@ SESSION_KEYS = (
     ),
 )
 TENANT_KEYS = ("Tenant.Id", "Tenant.Name")
+# set by `business_hours`: when the desk opens next (human, and ISO 8601), today's holiday
+HOURS_KEYS = ("Tenant.NextOpen", "Tenant.NextOpenIso", "Tenant.Holiday")
 # set while a live agent has the chat (connect_to_agent)
 AGENT_KEYS = ("Agent.Id", "Agent.Name")
-BUILTIN_KEYS = frozenset(GUEST_KEYS + SESSION_KEYS + TENANT_KEYS + AGENT_KEYS)
+BUILTIN_KEYS = frozenset(GUEST_KEYS + SESSION_KEYS + TENANT_KEYS + HOURS_KEYS + AGENT_KEYS)
 
 
 class ConfigError(Exception):
@@ -193,9 +196,10 @@ def build_config(raw: Any, path: Path) -> tuple[SwitchboardConfig, list[str]]:
     _check_tenants(config, problems)
     warnings = _unreachable(config, str(path))
     templates = _templates(config, path, problems)
+    knowledge = _knowledge_bases(config, path, problems)
     if problems.items:
         raise ConfigError(problems.items)
-    config = config.model_copy(update={"templates": templates})
+    config = config.model_copy(update={"templates": templates, "knowledge_bases": knowledge})
     for warning in warnings:
         log.warning(warning)
     return config, warnings
@@ -405,12 +409,17 @@ def _templates(
         for pipeline in tenant.pipelines:
             for stage in pipeline.stages:
                 where = (tenant.id, pipeline.id, stage.key)
-                for text_field in ("prompt",):
-                    text = getattr(stage, text_field, None)
+                texts = {"prompt": getattr(stage, "prompt", None), **stage.text_templates()}
+                for text_field, text in texts.items():
                     if isinstance(text, str):
                         for message in check_template(text, known.__contains__):
                             message = _hint(message.removeprefix("$: "), known)
                             problems.add(f"`{text_field}`: {message}", *where)
+                for setting, names in stage.metadata_read().items():
+                    for name in names:
+                        if name not in known:
+                            message = _hint(f"unknown metadata name {name!r}", known)
+                            problems.add(f"`{setting}`: {message}", *where)
                 for setting, ref in stage.template_refs().items():
                     try:
                         template = _resolve(ref, path)
@@ -430,6 +439,59 @@ def _templates(
                             )
                     resolved[template_key(*where, setting)] = template
     return resolved
+
+
+def _knowledge_bases(
+    config: SwitchboardConfig, path: Path, problems: _Problems
+) -> dict[str, KnowledgeBase]:
+    """Each tenant's knowledge base, read, checked and indexed (once, here)."""
+    found: dict[str, KnowledgeBase] = {}
+    for tenant in config.tenants:
+        articles = []
+        first_file: dict[str, str] = {}
+        broken = False
+        for ref in tenant.knowledge_base_files:
+            raw, problem = _read_knowledge_file(path.parent / ref)
+            if problem is not None:
+                problems.add(f"`knowledge_base` {ref}: {problem}", tenant.id)
+                broken = True
+                continue
+            parsed, file_problems = parse_articles(raw)
+            for message in file_problems:
+                problems.add(f"`knowledge_base` {ref}: {message}", tenant.id)
+            broken = broken or bool(file_problems)
+            for article in parsed:
+                if article.id in first_file:
+                    where = "twice in the file" if first_file[article.id] == ref else (
+                        f"also in {first_file[article.id]}")
+                    problems.add(
+                        f"`knowledge_base` {ref}: duplicate article id {article.id!r} ({where}): "
+                        "every article needs its own id",
+                        tenant.id,
+                    )
+                    broken = True
+                    continue
+                first_file[article.id] = ref
+                articles.append(article)
+        if articles and not broken:
+            found[tenant.id] = KnowledgeBase(articles=articles).build()
+    return found
+
+
+def _read_knowledge_file(file: Path) -> tuple[Any, str | None]:
+    """(parsed YAML/JSON, None) or (None, what is wrong), the file named by the caller."""
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError:
+        return None, "file not found: check the path (relative to the config file)"
+    except OSError as exc:
+        return None, f"cannot read the file: {exc.strerror or exc}"
+    if size > MAX_CONFIG_BYTES:
+        return None, f"the file is over {MAX_CONFIG_BYTES // 1024} KB: split it into several"
+    try:
+        return _read(file), None
+    except ConfigError as exc:
+        return None, exc.problems[0].removeprefix(f"{file}: ")
 
 
 _UNKNOWN_NAME = re.compile(r"unknown metadata name '([^']+)'")

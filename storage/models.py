@@ -24,6 +24,8 @@ class SessionState(StrEnum):
     TRANSFERRING = "transferring"
     TRANSFERRED = "transferred"
     RESOLVED = "resolved"
+    # a knowledge-base article answered the guest (`faq`): no one else had to
+    DEFLECTED = "deflected"
     ENDED = "ended"
     RESTARTED = "restarted"
     HOP_LIMIT = "hop_limit"

@@ -275,3 +275,47 @@ async def test_the_same_guest_on_two_instances_at_once_loses_no_answer(
     finally:
         await one.stop()
         await two.stop()
+
+
+async def test_install_without_a_name_asks_teams_for_it(bot, new_chat, connector):
+    chat = new_chat("Jordan Rivera")
+    connector.members[chat.user.id] = {"id": chat.user.id, "name": "Jordan Rivera"}
+    activity = teams.install(chat.user, connector.url)
+    del activity["from"]["name"]  # Teams' install events carry no name
+    sent = await chat.send(activity)
+    assert "Hi Jordan Rivera, welcome to the Service Desk" in texts(sent)
+
+
+async def test_group_chats_and_channels_do_not_start_a_guest_chat(bot, new_chat):
+    chat = new_chat("Helen")
+    activity = teams.message(chat.user, chat.connector.url, "<at>Switchboard</at> hi")
+    activity["conversation"]["conversationType"] = "groupChat"
+    sent = await chat.send(activity)
+    assert "open a one-to-one chat with me" in texts(sent)
+    assert await bot.app[SESSIONS].current(chat.user.conversation_id) is None
+
+
+async def test_the_turn_log_never_contains_what_the_guest_typed(bot, new_chat, caplog):
+    caplog.set_level("INFO", logger="switchboard.turn")
+    chat = new_chat("Pat")
+    await chat.say("my secret salary question")
+    await chat.say("help")
+    turns = [r for r in caplog.records if r.getMessage() == "turn"]
+    assert [r.kind for r in turns] == ["message", "command:help"]
+    assert all("salary" not in str(vars(r)) for r in turns)
+
+
+async def test_an_answered_execute_question_card_is_replaced_by_the_answer(
+    tmp_path, make_docs, connector
+):
+    server = await _server(tmp_path, make_docs, use_execute=True)
+    try:
+        chat = Chat(teams.TeamsUser.make("Lin"), server, connector)
+        await chat.say("hi")
+        await chat.answer("Badge does not open the door")
+        body = chat.last_body
+        assert body["type"] == "application/vnd.microsoft.card.adaptive"
+        assert "Badge does not open the door" in str(body["value"])
+        assert "actions" not in body["value"]
+    finally:
+        await server.stop()

@@ -7,7 +7,7 @@ from typing import Literal
 import regex
 from pydantic import Field, field_validator
 
-from cards.builders import question_card
+from cards.builders import chosen_card, question_card
 from pipelines.actions.base import Action, Goto, GuestInput, Outcome, StageContext, Wait
 from pipelines.config import METADATA_KEY_PATTERN, StageConfig
 
@@ -86,6 +86,8 @@ class QuestionAction(Action[QuestionStage]):
             await self._ask(ctx, stage)
             return Wait()
         ctx.set_metadata(stage.store_as, value)
+        if guest.invoke:  # Action.Execute: the answered card becomes a record of the answer
+            ctx.replace_card = chosen_card(ctx.bind_text(stage.prompt), value or "(no answer)")
         return Goto(stage.next)
 
     async def _ask(self, ctx: StageContext, stage: QuestionStage) -> None:

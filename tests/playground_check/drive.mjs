@@ -1,12 +1,14 @@
 // Drives the local Teams client (scripts/playground) through the whole help-desk scenario in
 // headless Debian Chromium, the way a person would click it, and takes screenshots.
 // Not part of the test suite: it needs the bot and the playground running (docs/playground.md).
+// `bash tests/playground_check/run` starts both for you, in both button modes, and runs this.
+// Against a bot and client you already run (a fresh database: it expects the welcome):
 //
 //   cd tests/playground_check && npm ci && node drive.mjs [OUT_DIR]
 //
 // Env: PLAYGROUND_URL (default http://127.0.0.1:56150/), CHROMIUM (default /usr/bin/chromium).
 // Exits 0 when every step saw what it expected, 1 otherwise. Writes OUT_DIR/NN-step.png (full
-// window) and OUT_DIR/menu.png, OUT_DIR/transfer.png (the chat pane only).
+// window) and OUT_DIR/menu.png, transfer.png, summary.png (the chat pane only).
 // No request leaves the machine: everything but loopback is aborted (the page asks a CDN for
 // fonts and an animation; without them it falls back to local fonts).
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";

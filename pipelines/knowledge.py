@@ -1,0 +1,199 @@
+"""A tenant's knowledge base: FAQ articles, and a BM25 index to find them from a guest's words.
+
+Articles live in YAML or JSON files next to the config (`knowledge_base: kb/it.yaml`, or a list
+of files), each `{articles: [{id, title, answer, keywords, link}, ...]}`. The loader reads and
+checks them when the config loads and builds each tenant's index once, there; a guest's turn
+only tokenizes the question and scores it.
+
+Ranking is `bm25s` (BM25, maintained, numpy only) over the title and keywords (counted twice:
+they are what an article is about) and the answer. Text is normalised the same way on both
+sides: lowercased, split into words of two letters or more, English stopwords and a few words
+every help-desk question has ("help", "please", "need") dropped, then Snowball-stemmed
+(PyStemmer), so "printing", "printer" and "prints" meet.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+__all__ = ["Article", "KnowledgeBase", "Match", "normalise", "parse_articles"]
+
+# words that say nothing about *what* the guest needs, on top of the English stopwords
+HELP_DESK_STOPWORDS = (
+    "help", "helpdesk", "please", "pls", "plz", "thanks", "thank", "hi", "hello", "hey",
+    "need", "want", "like", "would", "could", "can", "get", "got", "know", "tell", "anyone",
+    "someone", "question", "issue", "problem", "also", "still", "today", "im", "ive", "cant",
+    "dont", "doesnt", "isnt", "wont", "didnt",
+)
+# an article's title and keywords count this many times as much as its answer
+TITLE_WEIGHT = 2
+MAX_ARTICLES = 2000
+# like a stage key: letters, digits, - _ .
+ARTICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Article(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=ARTICLE_ID_PATTERN)
+    title: str = Field(min_length=1, max_length=200)
+    # markdown, shown in a TextBlock; at most 3 fit a Teams card, so keep it short
+    answer: str = Field(min_length=1, max_length=2000)
+    keywords: list[str] = Field(default_factory=list, max_length=50)
+    link: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=1000)
+
+    @field_validator("keywords")
+    @classmethod
+    def _words(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not word.strip() or len(word) > 100:
+                raise ValueError("each keyword is a word or short phrase (1 to 100 characters)")
+        return value
+
+    def text(self) -> str:
+        """What the index sees."""
+        about = " ".join([self.title, *self.keywords])
+        return " ".join([about] * TITLE_WEIGHT + [self.answer])
+
+
+@dataclass(frozen=True)
+class Match:
+    article: Article
+    score: float
+
+
+class _Index:
+    """The bm25s retriever and the tokenizer settings it was built with."""
+
+    def __init__(self, articles: list[Article]) -> None:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self.retriever = bm25s.BM25()
+        self.retriever.index(_tokenize([a.text() for a in articles]), show_progress=False)
+
+    def scores(self, question: str) -> list[float]:
+        [tokens] = _tokenize([question])
+        known = [t for t in tokens if t in self.retriever.vocab_dict]
+        if not known:
+            return [0.0] * self.retriever.scores["num_docs"]
+        return [float(s) for s in self.retriever.get_scores(known)]
+
+
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+_STEMMER: Any = None
+
+
+def _stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return [*STOPWORDS_EN_PLUS, *HELP_DESK_STOPWORDS]
+
+
+def _tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    global _STEMMER
+    if _STEMMER is None:
+        _STEMMER = _stemmer()
+    # apostrophes go first: "can't" -> "cant" (a stopword), "employee's" -> "employees"
+    cleaned = [t.replace("'", "").replace("\u2019", "") for t in texts]
+    return bm25s.tokenize(
+        cleaned,
+        lower=True,
+        stopwords=_stopwords(),
+        stemmer=_STEMMER,
+        return_ids=False,
+        show_progress=False,
+        allow_empty=False,
+    )
+
+
+def normalise(text: str) -> list[str]:
+    """The terms a text is indexed or searched by (for tests and tuning)."""
+    return _tokenize([text])[0]
+
+
+class KnowledgeBase(BaseModel):
+    """A tenant's articles, with the index built once (by the loader)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    articles: list[Article] = Field(min_length=1, max_length=MAX_ARTICLES)
+    _index: _Index | None = PrivateAttr(default=None)
+
+    def build(self) -> KnowledgeBase:
+        self._index = _Index(self.articles)
+        return self
+
+    def article(self, article_id: str) -> Article | None:
+        return next((a for a in self.articles if a.id == article_id), None)
+
+    def search(self, question: str, *, limit: int = 3, min_score: float = 0.0) -> list[Match]:
+        """The best articles for `question`, best first: at most `limit`, each above
+        `min_score` (and above zero: an article that shares no word never matches)."""
+        if self._index is None:
+            self.build()
+        assert self._index is not None
+        scored = [
+            Match(article, score)
+            for article, score in zip(self.articles, self._index.scores(question), strict=True)
+            if score > 0 and score >= min_score
+        ]
+        scored.sort(key=lambda m: -m.score)
+        return scored[:limit]
+
+
+def parse_articles(raw: Any) -> tuple[list[Article], list[str]]:
+    """The articles of one knowledge-base file, and what is wrong with it (for an admin)."""
+    from pydantic import ValidationError
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("articles"), list):
+        return [], ["the file must be a mapping with `articles:`, a list of {id, title, answer}"]
+    unknown = sorted(str(k) for k in raw if k != "articles")
+    problems = [f"unknown setting `{k}`: the file holds only `articles`" for k in unknown]
+    articles: list[Article] = []
+    for index, item in enumerate(raw["articles"]):
+        where = f"articles[{index}]"
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            where += f" (id {item['id']!r})"
+        if not isinstance(item, dict):
+            problems.append(f"{where} must be a mapping with id, title, answer")
+            continue
+        try:
+            articles.append(Article(**item))
+        except (ValidationError, TypeError) as exc:
+            problems.extend(f"{where}: {message}" for message in _messages(exc))
+    if not raw["articles"]:
+        problems.append("`articles` is empty: add at least one article")
+    return articles, problems
+
+
+def _messages(exc: Exception) -> list[str]:
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return [str(exc)]
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting: an article has id, title, answer, keywords, link"
+        elif err["type"] == "missing":
+            msg = "required setting is missing"
+        elif err["type"] == "string_pattern_mismatch" and loc == "link":
+            msg = "must be an http:// or https:// address"
+        elif err["type"] == "string_pattern_mismatch" and loc == "id":
+            msg = "letters, digits, - _ . only (at most 64)"
+        out.append(f"`{loc}`: {msg}" if loc else msg)
+    return out
