@@ -6,6 +6,7 @@ Run: `python app.py` (settings come from the environment, see `Settings`).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import socket
@@ -19,6 +20,8 @@ from typing import Literal
 
 from aiohttp import web
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import CallerIdConstants
+from botframework.connector.auth import AuthenticationConstants
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -117,6 +120,10 @@ class Settings(BaseSettings):
         None, validation_alias=_env("TO_CHANNEL_FROM_BOT_LOGIN_URL")
     )
     log_level: str = Field("INFO", validation_alias=_env("SWITCHBOARD_LOG_LEVEL"))
+    # with no app id (no authentication), listen beyond loopback anyway
+    allow_unauthenticated: bool = Field(
+        False, validation_alias=_env("SWITCHBOARD_ALLOW_UNAUTHENTICATED")
+    )
     # where the adapter fetches the keys that sign Bot Framework tokens (tests use loopback)
     openid_metadata_url: str | None = Field(
         None, validation_alias=_env("TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL")
@@ -133,11 +140,30 @@ def _bot_auth(settings: Settings) -> ConfigurationBotFrameworkAuthentication:
         APP_TYPE=settings.app_type,
         APP_TENANTID=settings.aad_tenant_id,
     )
-    if settings.openid_metadata_url:
-        config.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.openid_metadata_url
-    if settings.token_issuer:
-        config.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = settings.token_issuer
+    overrides = {
+        "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": settings.openid_metadata_url,
+        "TO_BOT_FROM_CHANNEL_TOKEN_ISSUER": settings.token_issuer,
+        "TO_CHANNEL_FROM_BOT_LOGIN_URL": settings.login_url,
+    }
+    if any(overrides.values()):
+        # with any of these set botbuilder uses only what it is given (an unset issuer would
+        # refuse every token): the others keep the public cloud's values
+        for name, default in _PUBLIC_CLOUD.items():
+            setattr(config, name, overrides.get(name) or default)
     return ConfigurationBotFrameworkAuthentication(config)
+
+
+_PUBLIC_CLOUD = {
+    "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL":
+        AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
+    "TO_BOT_FROM_CHANNEL_TOKEN_ISSUER": AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
+    "TO_CHANNEL_FROM_BOT_LOGIN_URL": AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX,
+    "TO_CHANNEL_FROM_BOT_OAUTH_SCOPE": AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
+    "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL":
+        AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
+    "OAUTH_URL": AuthenticationConstants.OAUTH_URL,
+    "CALLER_ID": CallerIdConstants.public_azure_channel,
+}
 
 
 def make_store(settings: Settings) -> DocumentStore:
@@ -223,9 +249,55 @@ def create_app(
     return app
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only this machine can connect."""
+    name = host.strip().strip("[]").casefold()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_mode_banner(settings: Settings) -> str:
+    rule = "=" * 78
+    where = f"http://{settings.host}:{settings.port}/api/messages"
+    lines = [
+        rule,
+        "  SWITCHBOARD IS IN LOCAL DEVELOPMENT MODE: REQUESTS ARE NOT AUTHENTICATED",
+        "",
+        "  MICROSOFT_APP_ID is not set, so the bot accepts any request to",
+        f"  {where} without a Bot Framework token: whoever can reach it",
+        "  can write to the bot as any guest or agent.",
+    ]
+    if is_loopback(settings.host):
+        lines.append("  It listens on this machine only (loopback).")
+    else:
+        lines.append(f"  It listens on {settings.host}, beyond this machine, because "
+                     "SWITCHBOARD_ALLOW_UNAUTHENTICATED=true.")
+    lines += [
+        "  For Teams, set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (see README.md).",
+        rule,
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    if not settings.app_id and not is_loopback(settings.host) and (
+        not settings.allow_unauthenticated
+    ):
+        print(
+            f"switchboard: refusing to start: no MICROSOFT_APP_ID (local development mode, "
+            f"requests are not authenticated) and SWITCHBOARD_HOST={settings.host} is not a "
+            f"loopback address, so anyone who can reach it could write to the bot as anyone. "
+            f"Set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD, or listen on 127.0.0.1, or set "
+            f"SWITCHBOARD_ALLOW_UNAUTHENTICATED=true if you really mean it.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     try:
         app = create_app(settings)
     except ConfigError as exc:
@@ -235,6 +307,7 @@ def main() -> None:
         log.warning(
             "LOCAL DEVELOPMENT MODE: no MICROSOFT_APP_ID, so requests are not authenticated"
         )
+        print(_local_mode_banner(settings), file=sys.stderr, flush=True)
     log.info(
         "listening",
         extra={"url": f"http://{settings.host}:{settings.port}/api/messages",

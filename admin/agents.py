@@ -13,7 +13,8 @@ import typer
 
 from admin.common import PROBLEMS, load_config_or_exit, open_store, out, run, settings
 
-app = typer.Typer(help="The agents of each tenant and whether the bot can reach them.",
+app = typer.Typer(
+    rich_markup_mode=None,help="The agents of each tenant and whether the bot can reach them.",
                   no_args_is_help=True)
 
 

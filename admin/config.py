@@ -10,6 +10,7 @@ import typer
 from admin.common import PROBLEMS, USAGE, err, fail, out
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Check and draw the tenants' configuration (YAML or JSON).",
     no_args_is_help=True,
 )

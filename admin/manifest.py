@@ -10,6 +10,7 @@ import typer
 from admin.common import PROBLEMS, err, out
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Build, check and publish the Teams app package (appPackage.zip).",
     no_args_is_help=True,
 )

@@ -14,7 +14,8 @@ import typer
 
 from admin.common import USAGE, err, fail, open_store, out, run, settings
 
-app = typer.Typer(help="Look at the help desk's chats (sessions) in the store.",
+app = typer.Typer(
+    rich_markup_mode=None,help="Look at the help desk's chats (sessions) in the store.",
                   no_args_is_help=True)
 
 TRANSFER_KEYS = tuple(

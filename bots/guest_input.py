@@ -37,6 +37,51 @@ def guest_metadata(activity: Activity) -> dict[str, MetadataValue]:
     }
 
 
+# Every verb a Switchboard card button carries (`{"switchboard": {"verb": ...}}`). A card
+# action with any other verb, or with data that is not short strings, did not come from a
+# card of ours as we sent it: it is refused before it reaches a session. A new action that
+# adds a verb adds it here (tests/test_authorization.py checks the sources for verbs).
+GUEST_VERBS = frozenset({"answer", "choose", "cancel", "solved", "more", "rate", "skip"})
+AGENT_VERBS = frozenset({"accept"})
+MAX_ID = 200
+_ID_KEYS = ("verb", "session", "stage", "choice", "tenant")
+
+
+def card_action_problem(activity: Activity) -> str | None:
+    """Why a card action's Switchboard data was tampered with, or None when it is sound.
+
+    Plain text and a card submit without Switchboard data (an admin's own card) are
+    not card actions of ours: None.
+    """
+    value = activity.value
+    verbs: list[Any] = []
+    if activity.type == "invoke":
+        action = value.get("action") if isinstance(value, dict) else None
+        if not isinstance(action, dict):
+            return None  # parse_execute refuses it
+        if action.get("verb") is not None:
+            verbs.append(action["verb"])
+        value = action.get("data")
+    if not isinstance(value, dict) or "switchboard" not in value:
+        return _verb_problem(verbs)
+    data = value["switchboard"]
+    if not isinstance(data, dict):
+        return "its data is not an object"
+    for key in _ID_KEYS:
+        if key in data and (
+            not isinstance(data[key], str) or not data[key] or len(data[key]) > MAX_ID
+        ):
+            return f"its `{key}` is not a short string"
+    return _verb_problem([*verbs, data.get("verb")])
+
+
+def _verb_problem(verbs: list[Any]) -> str | None:
+    for verb in verbs:
+        if verb not in GUEST_VERBS | AGENT_VERBS:
+            return f"it has an unknown verb ({str(verb)[:40]!r})"
+    return None
+
+
 def _switchboard_data(value: Any) -> dict[str, Any]:
     if isinstance(value, dict) and isinstance(value.get("switchboard"), dict):
         return value["switchboard"]

@@ -13,7 +13,12 @@ from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, ChannelAccount
 
 from bots.agent_desk import AgentDesk
-from bots.guest_input import guest_metadata, parse_execute, parse_message
+from bots.guest_input import (
+    card_action_problem,
+    guest_metadata,
+    parse_execute,
+    parse_message,
+)
 from cards.builders import help_card
 from cards.schema import attachment
 from pipelines.actions.base import GuestInput
@@ -81,6 +86,9 @@ class HelpDeskBot(TeamsActivityHandler):
     # -- Teams events ----------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
+        if _refused_card_action(turn_context):
+            await turn_context.send_activity(CARD_REFUSED)
+            return
         guest = parse_message(turn_context)
         agent_id = self._agent(turn_context)
         if agent_id is not None:
@@ -102,6 +110,11 @@ class HelpDeskBot(TeamsActivityHandler):
         guest = parse_execute(turn_context.activity)
         if guest is None:
             return InvokeResponse(status=400, body=_invoke_error("the action is not an Execute"))
+        if _refused_card_action(turn_context):
+            return InvokeResponse(status=200, body={
+                "statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                "value": CARD_REFUSED,
+            })
         agent_id = self._agent(turn_context)
         if agent_id is not None:
             started = time.perf_counter()
@@ -275,6 +288,21 @@ async def _member_name(context: TurnContext) -> str | None:
         log.info("could not look up the guest's name", exc_info=True)
         return None
     return getattr(member, "name", None) or None
+
+
+CARD_REFUSED = (
+    "Sorry, that didn't work: that button's data isn't valid (it may be from an old or "
+    "altered card). Please use the latest card, or type **help**."
+)
+
+
+def _refused_card_action(context: TurnContext) -> bool:
+    """A card action whose Switchboard data was tampered with: logged, touches nothing."""
+    problem = card_action_problem(context.activity)
+    if problem is not None:
+        log.warning("card action refused", extra={"reason": problem,
+                                                  "conversation": _conversation_id(context)})
+    return problem is not None
 
 
 def _invoke_error(message: str) -> dict[str, Any]:

@@ -69,10 +69,10 @@ class RateLimiter:
         """0 if a token was taken, else how long until one is there."""
         bucket.tokens = min(max(rate, 1.0), bucket.tokens + (now - bucket.last) * rate)
         bucket.last = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        if bucket.tokens >= 1.0 - 1e-9:  # float sums of refills land a hair under 1
+            bucket.tokens = max(0.0, bucket.tokens - 1.0)
             return 0.0
-        return (1.0 - bucket.tokens) / rate
+        return max((1.0 - bucket.tokens) / rate, 1e-3)
 
     async def acquire(self, conversation_id: str) -> None:
         while True:

@@ -26,6 +26,12 @@ MIN_TRANSPARENT_SHARE = 0.2
 _REMAKE = "`python -m manifest.make_icons` draws valid ones"
 
 
+def rgba_pixels(image: Image.Image) -> list[tuple[int, int, int, int]]:
+    """Every pixel as (r, g, b, a)."""
+    raw = image.convert("RGBA").tobytes()
+    return [(raw[i], raw[i + 1], raw[i + 2], raw[i + 3]) for i in range(0, len(raw), 4)]
+
+
 def _open(data: bytes, what: str) -> tuple[Image.Image | None, list[str]]:
     try:
         image = Image.open(io.BytesIO(data))
@@ -69,8 +75,7 @@ def check_outline(data: bytes, name: str = "outline.png") -> list[str]:
             f"on a transparent background: save it as RGBA with a transparent background"
         )
         return problems
-    rgba = image.convert("RGBA")
-    pixels = list(rgba.getdata())
+    pixels = rgba_pixels(image)
     transparent = sum(1 for p in pixels if p[3] == 0)
     if transparent < MIN_TRANSPARENT_SHARE * len(pixels):
         problems.append(

@@ -90,7 +90,8 @@ def outline_icon(size: int = 32) -> Image.Image:
         draw.ellipse(((x - 2.2) * k, (y - 2.2) * k, (x + 2.2) * k, (y + 2.2) * k), fill=255)
     draw.line(_scaled(_cord((10, 10.5), (22, 17), 5), k), fill=255, width=int(1.8 * k),
               joint="curve")
-    mask = mask.resize((size, size), Image.Resampling.LANCZOS)
+    # area averaging: exact coverage, no ringing halo of faint pixels around the strokes
+    mask = mask.resize((size, size), Image.Resampling.BOX)
     img = Image.new("RGBA", (size, size), (255, 255, 255, 0))
     img.putalpha(mask)
     return img

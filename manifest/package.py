@@ -266,7 +266,9 @@ def build_package(
             problems.append(
                 f"icons.{key}: cannot read {path}: {exc.strerror or exc}{_how_to_set(['icons', key])}"
             )
-    problems += problems_of(manifest, files, schema)
+    unread = tuple(f"icons.{key}: the manifest names" for key in ("color", "outline")
+                   if any(p.startswith(f"icons.{key}: cannot read") for p in problems))
+    problems += [p for p in problems_of(manifest, files, schema) if not p.startswith(unread)]
     if problems:
         raise PackageError(problems)
     out = Path(out)

@@ -57,6 +57,32 @@ class PublishResult:
 # -- the token -------------------------------------------------------------------------
 
 
+class _Http:
+    """The HTTP client MSAL uses: `requests` with `verify` given on every request.
+
+    A `requests.Session`'s own `verify` loses to the REQUESTS_CA_BUNDLE variable, so a
+    certificate bundle given as an argument would be ignored wherever that variable is set.
+    """
+
+    def __init__(self, verify: bool | str) -> None:
+        self.session = requests.Session()
+        self.verify = verify
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(url, **self._options(kwargs))
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(url, **self._options(kwargs))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs.setdefault("timeout", TIMEOUT)
+        kwargs.setdefault("verify", self.verify)
+        return kwargs
+
+
 def _authority_options(settings: ManifestSettings) -> dict[str, Any]:
     # MSAL checks an authority host it does not know against Microsoft's instance discovery;
     # a sovereign cloud or a test server on loopback is the admin's own choice
@@ -108,7 +134,7 @@ def acquire_token(
         )
     secret = settings.publish_client_secret
     use_device = device_code if device_code is not None else not secret
-    options = {**_authority_options(settings), "verify": verify}
+    options = {**_authority_options(settings), "http_client": _Http(verify)}
     authority = settings.authority
     try:
         if not use_device:

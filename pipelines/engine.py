@@ -26,6 +26,7 @@ from storage.models import (
     Session,
     SessionState,
     TranscriptEntry,
+    Undelivered,
     utcnow,
 )
 from storage.rehome import TransferRefused, rehome
@@ -138,9 +139,19 @@ class Turn:
         self.session = await self.engine.store.save(self.session, self.entries)
         self.entries = []
         outbox, self.outbox = self.outbox, []
+        failures = []
         for text, card in outbox:
-            await self._send(text, card)
-            self.sent += 1
+            try:
+                await self._send(text, card)
+                self.sent += 1
+            except Exception as exc:  # retried already; record it, never lose it silently
+                log.error("a message to the guest could not be delivered", exc_info=exc,
+                          extra={"session": self.session.id})
+                failures.append(Undelivered(error=f"{type(exc).__name__}: {exc}"[:500],
+                                            text=text, card=card))
+        if failures:
+            self.session.undelivered = [*self.session.undelivered, *failures][-20:]
+            self.session = await self.engine.store.save(self.session)
 
 
 class Engine:

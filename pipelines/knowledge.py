@@ -138,19 +138,29 @@ class KnowledgeBase(BaseModel):
     def article(self, article_id: str) -> Article | None:
         return next((a for a in self.articles if a.id == article_id), None)
 
-    def search(self, question: str, *, limit: int = 3, min_score: float = 0.0) -> list[Match]:
-        """The best articles for `question`, best first: at most `limit`, each above
-        `min_score` (and above zero: an article that shares no word never matches)."""
+    def search(
+        self, question: str, *, limit: int = 3, min_score: float = 0.0, share: float = 0.0
+    ) -> list[Match]:
+        """The best articles for `question`, best first: none unless the best scores at least
+        `min_score`; then at most `limit`, each scoring at least `share` of the best (an
+        article that shares no word with the question never matches)."""
         if self._index is None:
             self.build()
         assert self._index is not None
-        scored = [
-            Match(article, score)
-            for article, score in zip(self.articles, self._index.scores(question), strict=True)
-            if score > 0 and score >= min_score
-        ]
-        scored.sort(key=lambda m: -m.score)
-        return scored[:limit]
+        scored = sorted(
+            (
+                Match(article, score)
+                for article, score in zip(
+                    self.articles, self._index.scores(question), strict=True
+                )
+                if score > 0
+            ),
+            key=lambda m: -m.score,
+        )
+        if not scored or scored[0].score < min_score:
+            return []
+        best = scored[0].score
+        return [m for m in scored if m.score >= share * best][:limit]
 
 
 def parse_articles(raw: Any) -> tuple[list[Article], list[str]]:

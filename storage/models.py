@@ -98,6 +98,15 @@ class Assignment(BaseModel):
     since: str = Field(default_factory=utcnow)
 
 
+class Undelivered(BaseModel):
+    """A message that could not be delivered after its retries: kept for the record."""
+
+    error: str
+    text: str | None = None
+    card: dict[str, Any] | None = None
+    at: str = Field(default_factory=utcnow)
+
+
 class Session(BaseModel):
     """One chat of one guest in one tenant."""
 
@@ -127,6 +136,7 @@ class Session(BaseModel):
     agent: Assignment | None = None
     # ids of the latest activities this conversation's turns handled: a redelivery is dropped
     seen: list[str] = Field(default_factory=list)
+    undelivered: list[Undelivered] = Field(default_factory=list)
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     closed_at: str | None = None

@@ -70,6 +70,16 @@ class Connector:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition | None = None
+    # statuses to answer instead of accepting, one per incoming post (429s get Retry-After)
+    failures: list[int] = field(default_factory=list)
+    retry_after: str = "0.05"
+    refused: int = 0
+    _transports: set[int] = field(default_factory=set)
+
+    @property
+    def connections(self) -> int:
+        """How many TCP connections the bot opened to post its messages."""
+        return len(self._transports)
 
     def to(self, conversation_id: str) -> list[Sent]:
         return [s for s in self.sent if s.conversation_id == conversation_id]
@@ -87,6 +97,13 @@ class Connector:
 
     async def _record(self, request: web.Request, how: str) -> web.Response:
         activity = await request.json()
+        self._transports.add(id(request.transport))
+        if self.failures:
+            status = self.failures.pop(0)
+            self.refused += 1
+            headers = {"Retry-After": self.retry_after} if status == 429 else {}
+            return web.json_response({"error": {"code": "Throttled"}}, status=status,
+                                     headers=headers)
         conversation_id = request.match_info["conversation_id"]
         activity_id = request.match_info.get("activity_id") if how == "update" else None
         activity_id = activity_id or f"sent-{next(self._ids)}"

@@ -10,6 +10,7 @@ guest would have seen.
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from storage.models import MetadataValue, Session
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 GUEST = {"Guest.Id": "29:guest-1", "Guest.Name": "Ada"}
+# what `ctx.now()` answers unless a test says otherwise: a Wednesday, 10:00 UTC
+WEDNESDAY_10_UTC = datetime(2026, 1, 21, 10, 0, tzinfo=UTC)
 
 
 def load_fixture(name: str) -> SwitchboardConfig:
@@ -44,6 +47,7 @@ class FakeContext:
         metadata: dict[str, MetadataValue] | None = None,
         session_id: str = "s-1",
         use_execute: bool = False,
+        now: datetime = WEDNESDAY_10_UTC,
     ) -> None:
         self.config = config
         self.tenant: TenantConfig = config.tenant(tenant_id or config.primary_tenant)
@@ -61,6 +65,8 @@ class FakeContext:
         self.replace_card: dict[str, Any] | None = None
         self.use_execute = use_execute
         self.sent: list[tuple[str, Any]] = []
+        # the engine's clock, as `now()` sees it: set it to move time
+        self.clock: datetime = now
 
     # -- StageContext ----------------------------------------------------------------
 
@@ -89,6 +95,9 @@ class FakeContext:
 
     def set_metadata(self, key: str, value: MetadataValue) -> None:
         self.session.metadata[key] = value
+
+    def now(self) -> datetime:
+        return self.clock
 
     # -- for tests -------------------------------------------------------------------
 

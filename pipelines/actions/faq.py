@@ -1,9 +1,10 @@
 """`faq`: search the tenant's knowledge base for the guest's question and offer the answers.
 
 The question is a metadata value (`question_from`, e.g. the answer to an earlier question).
-The best articles (at most `max_results`, each scoring at least `min_score`) are shown on one
-card, each with "This solved it"; under them, "I still need help". Typed "solved" / "yes"
-(the best article) and "still need help" / "no" work too.
+When the best article scores at least `min_score`, it and the next best (at most
+`max_results`, each scoring at least half the best) are shown on one card, each with "This
+solved it"; under them, "I still need help". Typed "solved" / "yes" (the best article) and
+"still need help" / "no" work too.
 
 - Solved: the session closes as `deflected`, with `Faq.ArticleId` and `Faq.ArticleTitle`.
 - Still need help: on to `next` (`Faq.Suggested` keeps the ids that were offered).
@@ -37,8 +38,10 @@ from storage.models import SessionState
 ARTICLE_ID = "Faq.ArticleId"
 ARTICLE_TITLE = "Faq.ArticleTitle"
 SUGGESTED = "Faq.Suggested"
-# BM25 score a match needs by default; measured on examples/kb (docs/faq.md)
+# the BM25 score the best match needs by default; measured on examples/kb (docs/faq.md)
 DEFAULT_MIN_SCORE = 2.0
+# the other matches are shown when they score at least this share of the best one
+RELATED_SHARE = 0.5
 
 SOLVED_WORDS = frozenset({
     "solved", "yes", "y", "yep", "yeah", "this solved it", "that solved it", "it solved it",
@@ -90,7 +93,8 @@ class FaqAction(Action[FaqStage]):
         if question is None or not str(question).strip() or knowledge is None:
             return Goto(stage.next)
         matches = knowledge.search(
-            str(question), limit=stage.max_results, min_score=stage.min_score
+            str(question), limit=stage.max_results, min_score=stage.min_score,
+            share=RELATED_SHARE,
         )
         if not matches:
             return Goto(stage.next)
