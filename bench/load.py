@@ -85,6 +85,49 @@ FULL = Budget(window=10.0, max_turns=60_000, warmup=3.0, class_guests=300,
               memory_small=100, memory_large=10_000, memory_time=300)
 
 
+# -- the configuration ----------------------------------------------------------------
+
+WEEK = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def always_open(src: Path, workdir: Path) -> tuple[Path, int]:
+    """A copy of the config where every `opening_hours` is 24/7 and no day is a holiday, so
+    the scenario does not depend on the hour the benchmark runs at (a closed HR ends the
+    chat at its transfer). The copy sits in a temp dir next to symlinks to everything
+    beside the original (cards, knowledge bases), so relative paths still resolve.
+    Returns (path, how many opening hours were changed); the original when none."""
+    import yaml
+
+    raw = yaml.safe_load(src.read_text())
+    changed = 0
+
+    def walk(node: Any) -> None:
+        nonlocal changed
+        if isinstance(node, dict):
+            if isinstance(node.get("opening_hours"), dict):
+                node["opening_hours"] = {day: ["00:00-24:00"] for day in WEEK}
+                changed += 1
+                if "holidays" in node:
+                    node["holidays"] = []
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(raw)
+    if not changed:
+        return src, 0
+    folder = workdir / "config"
+    folder.mkdir()
+    for entry in src.parent.iterdir():
+        if entry.name != src.name:
+            (folder / entry.name).symlink_to(entry)
+    dst = folder / src.name
+    dst.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    return dst, changed
+
+
 # -- activities ----------------------------------------------------------------------
 
 
@@ -233,6 +276,7 @@ class Rig:
         self.server_cores: set[int] | None = None
         self.client_cores: set[int] | None = None
         allowed = sorted(os.sched_getaffinity(0))
+        self.allowed = allowed
         if not args.no_pin and len(allowed) >= 2:
             self.server_cores = {allowed[0]}
             self.client_cores = set(allowed[1:2])
@@ -569,18 +613,27 @@ async def class_phases(rig: Rig, runner: Runner, meter: Meter, guests: int,
 
 @dataclass
 class MemoryResult:
-    idle_kib: int = 0
+    idle: dict[str, int] = field(default_factory=dict)
+    points: list[tuple[int, dict[str, int]]] = field(default_factory=list)  # (sessions, KiB)
     small: int = 0
-    small_kib: int = 0
     large: int = 0
-    large_kib: int = 0
-    large_hwm_kib: int = 0
     opened: int = 0
     errors: int = 0
     seconds: float = 0.0
     replies: int = 0
     target: int = 0
     timed_out: bool = False
+
+    def at(self, sessions: int) -> dict[str, int]:
+        return next((m for n, m in self.points if n == sessions), {})
+
+    @property
+    def small_kib(self) -> int:
+        return self.at(self.small).get("VmRSS", 0)
+
+    @property
+    def large_kib(self) -> int:
+        return self.at(self.large).get("VmRSS", 0)
 
     @property
     def ratio(self) -> float:
@@ -595,14 +648,15 @@ class MemoryResult:
 
 async def memory_phase(rig: Rig, spec: ServerSpec, port: int, budget: Budget) -> MemoryResult:
     """A fresh Switchboard; guests that each say "hi" once (a session left waiting at the
-    first question), 16 at a time: RSS after `small` sessions and after `large`."""
+    first question), 16 at a time: RSS after `small` sessions, at a few points on the way,
+    and after `large`."""
     result = MemoryResult(target=budget.memory_large)
     proc = rig.start_server(spec, port)
     try:
         await wait_healthy(rig, port, spec, proc)
         await rig.reset_connector(keep=False)
         await asyncio.sleep(0.5)
-        result.idle_kib = memory_kib(proc.pid)["VmRSS"]
+        result.idle = memory_kib(proc.pid)
         url = f"http://127.0.0.1:{port}/api/messages"
         hi = Step("start", 'say "hi"', text="hi")
         bodies = [Conversation(rig.service_url, f"Guest {i}").body(hi)
@@ -629,17 +683,19 @@ async def memory_phase(rig: Rig, spec: ServerSpec, port: int, budget: Budget) ->
             else:
                 result.errors += 1
 
-        for lo, hi_ in ((0, budget.memory_small), (budget.memory_small, budget.memory_large)):
-            chunk = 2000
-            for i in range(lo, hi_, chunk):
-                await asyncio.gather(*(open_one(b) for b in bodies[i:min(hi_, i + chunk)]))
+        large = budget.memory_large
+        marks = sorted({budget.memory_small, *(m for m in (1000, 2500, 5000) if m < large),
+                        large})
+        done = 0
+        for mark in marks:
+            await asyncio.gather(*(open_one(b) for b in bodies[done:mark]))
+            done = mark
             await asyncio.sleep(1.0)  # let the last writes and frees settle
-            rss = memory_kib(proc.pid)
-            if hi_ == budget.memory_small:
-                result.small, result.small_kib = result.opened, rss["VmRSS"]
-            else:
-                result.large, result.large_kib = result.opened, rss["VmRSS"]
-                result.large_hwm_kib = rss["VmHWM"]
+            result.points.append((result.opened, memory_kib(proc.pid)))
+            if result.timed_out:
+                break
+        result.small = result.points[0][0]
+        result.large = result.points[-1][0]
         result.seconds = time.perf_counter() - started
         result.replies = (await rig.connector_stats()).get("activities", 0)
     finally:
@@ -772,30 +828,32 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 name, n, w.turns, fmt(w.tps), fmt(pct(lat, 50), 2), fmt(pct(lat, 95), 2),
                 fmt(pct(lat, 99), 2), fmt(w.cpu_ms_per_turn, 2),
                 fmt(1000 / w.cpu_ms_per_turn if w.cpu_ms_per_turn else float("nan"), 0),
-                f"{100 * w.server_core_busy:.0f}%" if rig.server_cores else "-",
+                f"{100 * w.server_cpu / w.seconds:.0f}%" if w.seconds else "-",
                 f"{w.hwm_kib / 1024:.1f}", fmt(w.replies / w.turns if w.turns else 0, 2),
                 w.connector.get("accepted", 0), fmt(w.conns_per_reply, 3),
-                f"{100 * w.client_core_busy:.0f}%" if rig.client_cores else "-",
+                f"{100 * (w.loadgen_cpu + w.connector_cpu) / w.seconds:.0f}%" if w.seconds
+                else "-",
                 fmt(1e6 * w.connector_cpu / w.replies if w.replies else float("nan"), 0),
                 fmt(w.other_cpu / w.seconds * 100 if w.seconds else 0, 0) + "%",
                 w.errors,
             ])
     p(table(rows, ["server", "N", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms",
-                   "CPU ms/turn", "1-core cap/s", "srv core", "peak MB", "replies/turn",
-                   "new conns", "conns/reply", "load core", "conn us/reply", "other",
+                   "CPU ms/turn", "1-core cap/s", "srv CPU", "peak MB", "replies/turn",
+                   "new conns", "conns/reply", "load CPU", "conn us/reply", "other",
                    "errors"]))
     p("  CPU ms/turn: the server process's user+sys CPU over the window / turns. 1-core cap/s: "
       "1000 / that (what one")
-    p("  core could serve if nothing else limited it). srv core / load core: how busy the "
-      "server's core and the load")
-    p("  generator + connector core were. new conns: TCP connections the connector accepted "
+    p("  core could serve if nothing else limited it). srv CPU / load CPU: CPU used by the "
+      "server / by the load generator")
+    p("  + connector, % of one core. new conns: TCP connections the connector accepted "
       "from the bot in the window.")
     p("  conn us/reply: connector CPU per reply. other: CPU used by processes outside the "
       "benchmark (noise), % of one core.")
     warn = []
     for name, r in results.items():
         for n, w in r.windows.items():
-            if rig.client_cores and w.client_core_busy > 0.9:
+            load = (w.loadgen_cpu + w.connector_cpu) / w.seconds if w.seconds else 0
+            if load > 0.85 or (rig.client_cores and w.client_core_busy > 0.95 and load > 0.5):
                 warn.append(f"{name} N={n}: the load generator's core was "
                             f"{100 * w.client_core_busy:.0f}% busy: turns/s is a lower bound "
                             f"(harness-limited); CPU ms/turn still holds")
@@ -879,11 +937,22 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
     if memory is not None:
         p("\nMEMORY (a fresh Switchboard; each guest says hi once and is left at the first "
           "question)")
-        p(f"  idle after start: {memory.idle_kib / 1024:.1f} MB RSS")
-        p(f"  {memory.small:>6} sessions: {memory.small_kib / 1024:.1f} MB RSS")
-        p(f"  {memory.large:>6} sessions: {memory.large_kib / 1024:.1f} MB RSS "
-          f"(peak {memory.large_hwm_kib / 1024:.1f} MB)   "
-          f"ratio {memory.ratio:.3f}x   "
+        rows = [["idle, after start", f"{memory.idle.get('VmRSS', 0) / 1024:.1f}",
+                 f"{memory.idle.get('RssAnon', 0) / 1024:.1f}",
+                 f"{memory.idle.get('RssFile', 0) / 1024:.1f}",
+                 f"{memory.idle.get('RssShmem', 0) / 1024:.1f}", "", ""]]
+        prev = None
+        for n, m in memory.points:
+            slope = ""
+            if prev is not None and n > prev[0]:
+                slope = fmt((m["VmRSS"] - prev[1]["VmRSS"]) * 1024 / (n - prev[0]), 0)
+            rows.append([f"{n} sessions", f"{m['VmRSS'] / 1024:.1f}",
+                         f"{m.get('RssAnon', 0) / 1024:.1f}", f"{m.get('RssFile', 0) / 1024:.1f}",
+                         f"{m.get('RssShmem', 0) / 1024:.1f}", f"{m['VmHWM'] / 1024:.1f}", slope])
+            prev = (n, m)
+        p(table(rows, ["", "RSS MB", "anon MB", "file MB", "shmem MB", "peak MB",
+                       "bytes/session since previous"]))
+        p(f"  {memory.small} -> {memory.large} sessions: RSS ratio {memory.ratio:.3f}x, "
           f"{fmt(memory.bytes_per_session, 0)} bytes per extra session")
         p(f"  {memory.opened} opened in {memory.seconds:.1f}s, {memory.errors} errors, "
           f"{memory.replies} replies ({memory.replies / max(1, memory.opened):.2f} per session)"
@@ -945,6 +1014,21 @@ def _ratio(s: Window, e: Window, q: float) -> str:
     return f"{a / b:.2f}x" if b == b and b else "-"
 
 
+async def quiet_machine(wait: float, say) -> None:
+    """How busy the machine is before we start (other people's work skews every figure);
+    with --wait-quiet, wait up to that long for it to drop under a quarter of one core."""
+    deadline = time.monotonic() + wait
+    while True:
+        before, own = MachineCpu.read(), cpu_seconds()
+        await asyncio.sleep(1.0)
+        busy = MachineCpu.read().busy_seconds_since(before) - (cpu_seconds() - own)
+        if busy < 0.25 or time.monotonic() >= deadline:
+            break
+        say(f"machine busy: {100 * busy:.0f}% of a core used by other processes; waiting")
+    say(f"machine before the run: {100 * busy:.0f}% of a core used by other processes"
+        + ("" if busy < 0.25 else "  (NOISY: figures will be skewed; see 'other' per window)"))
+
+
 def environment(rig: Rig, args) -> list[str]:
     lines = []
     try:
@@ -965,7 +1049,7 @@ def environment(rig: Rig, args) -> list[str]:
                      f"botbuilder-core {version('botbuilder-core')}, msrest {version('msrest')}")
     except Exception:
         pass
-    lines.append(f"cpus allowed: {sorted(os.sched_getaffinity(0))} (os.cpu_count {os.cpu_count()}), "
+    lines.append(f"cpus allowed: {rig.allowed} (os.cpu_count {os.cpu_count()}), "
                  f"loadavg before: {open('/proc/loadavg').read().split()[:3]}")
     if rig.server_cores:
         lines.append(f"pinning: server on cpu {sorted(rig.server_cores)}, load generator and "
@@ -985,10 +1069,12 @@ async def main_async(args) -> int:
     if args.window:
         budget = Budget(**{**vars(budget), "window": args.window})
     started = time.perf_counter()
-    config_path = Path(args.config).resolve()
-    config = ConfigView.load(config_path)
     with tempfile.TemporaryDirectory(prefix="switchboard-load-") as tmp:
         workdir = Path(tmp)
+        config_path, opened = Path(args.config).resolve(), 0
+        if args.hours == "always-open":
+            config_path, opened = always_open(config_path, workdir)
+        config = ConfigView.load(config_path)
         rig = Rig(args, workdir)
 
         def say(line: str) -> None:
@@ -998,6 +1084,10 @@ async def main_async(args) -> int:
             await rig.open()
             for line in environment(rig, args):
                 say(line)
+            if opened:
+                say(f"config: {args.config} with its {opened} opening hours made 24/7 and no "
+                    "holidays (--hours always-open), so the scenario is the same at any hour")
+            await quiet_machine(args.wait_quiet, say)
             makers = specs(workdir, config_path, args.keep_rate_limits)
             results: dict[str, ServerResult] = {}
             names = [s for s in ("switchboard", "echo", "bare") if s in args.servers]
@@ -1043,6 +1133,12 @@ def main() -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory phase")
     parser.add_argument("--keep-rate-limits", action="store_true",
                         help="run Switchboard with its send rate limits as configured")
+    parser.add_argument("--hours", choices=["always-open", "as-configured"],
+                        default="always-open",
+                        help="opening hours of the tenants: 24/7 (default, the scenario does "
+                             "not depend on the time of day) or as the config says")
+    parser.add_argument("--wait-quiet", type=float, default=0.0,
+                        help="wait up to this many seconds for other processes to go quiet")
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args()
     try:

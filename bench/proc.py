@@ -37,11 +37,11 @@ def cpu_seconds(pid: int | str = "self") -> float:
 
 
 def memory_kib(pid: int | str = "self") -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) in KiB (/proc/<pid>/status)."""
+    """VmRSS, VmHWM (peak RSS) and RssAnon/File/Shmem in KiB (/proc/<pid>/status)."""
     out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "RssShmem:")):
                 key, value = line.split(":", 1)
                 out[key] = int(value.split()[0])
     return out

@@ -26,8 +26,7 @@ import aiohttp
 log = logging.getLogger("switchboard.outbound")
 
 # Teams' published limits for a bot: about 7 messages a second in one conversation, and a
-# per-app budget across conversations (https://learn.microsoft.com/microsoftteams/platform/
-# bots/how-to/rate-limit). Both are settings.
+# global budget per app per Entra tenant (50 a second). Both are settings.
 DEFAULT_PER_CONVERSATION = 7.0
 DEFAULT_PER_APP = 50.0
 
@@ -60,7 +59,8 @@ class RateLimiter:
         self.per_app = per_app
         self.clock = clock
         self.sleep = sleep
-        self._app = _Bucket(max(per_app, 1.0), clock())
+        # the app budget is per Entra tenant, as Teams counts it
+        self._apps: dict[str, _Bucket] = {}
         self._conversations: OrderedDict[str, _Bucket] = OrderedDict()
         self._max = max_conversations
         self.waited = 0.0
@@ -74,7 +74,11 @@ class RateLimiter:
             return 0.0
         return max((1.0 - bucket.tokens) / rate, 1e-3)
 
-    async def acquire(self, conversation_id: str) -> None:
+    async def acquire(self, conversation_id: str, aad_tenant_id: str | None = None) -> None:
+        app = self._apps.get(aad_tenant_id or "")
+        if app is None:
+            app = self._apps.setdefault(aad_tenant_id or "",
+                                        _Bucket(max(self.per_app, 1.0), self.clock()))
         while True:
             now = self.clock()
             bucket = self._conversations.get(conversation_id)
@@ -86,7 +90,7 @@ class RateLimiter:
             self._conversations.move_to_end(conversation_id)
             wait = self._take(bucket, self.per_conversation, now)
             if wait == 0.0:
-                app_wait = self._take(self._app, self.per_app, now)
+                app_wait = self._take(app, self.per_app, now)
                 if app_wait == 0.0:
                     return
                 bucket.tokens += 1.0  # give the conversation's token back, wait for the app
@@ -155,6 +159,13 @@ class Outbound:
             path += f"/{quote(reply_to_id, safe='')}"
         return await self.request("POST", service_url, path, conversation_id, activity)
 
+    @staticmethod
+    def _tenant(body: dict[str, Any] | None) -> str | None:
+        conversation = (body or {}).get("conversation")
+        if isinstance(conversation, dict) and isinstance(conversation.get("tenantId"), str):
+            return conversation["tenantId"]
+        return None
+
     async def update(self, service_url: str, conversation_id: str, activity_id: str,
                      activity: dict[str, Any]) -> dict[str, Any]:
         path = (f"/v3/conversations/{quote(conversation_id, safe='')}/activities/"
@@ -170,8 +181,9 @@ class Outbound:
                       body: dict[str, Any] | None) -> dict[str, Any]:
         url = service_url.rstrip("/") + path
         started = time.monotonic()
+        tenant = self._tenant(body)
         for attempt in range(1, self.max_attempts + 1):
-            await self.limiter.acquire(conversation_id)
+            await self.limiter.acquire(conversation_id, tenant)
             headers = {}
             token = await self.token()
             if token:

@@ -106,3 +106,14 @@ async def test_replies_reuse_one_pooled_connection(connector):
         assert connector.connections == 1
     finally:
         await outbound.close()
+
+
+async def test_the_app_limit_is_counted_per_entra_tenant():
+    t = FakeTime()
+    limiter = RateLimiter(per_conversation=7, per_app=5, clock=t.clock, sleep=t.sleep)
+    for i in range(5):
+        await limiter.acquire(f"c{i}", "tenant-a")
+        await limiter.acquire(f"d{i}", "tenant-b")
+    assert t.slept == []
+    await limiter.acquire("c9", "tenant-a")
+    assert t.slept == [pytest.approx(0.2)]
