@@ -25,7 +25,7 @@ from botframework.connector.auth import AuthenticationConstants
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bots.adapter import SwitchboardAdapter, on_turn_error
+from bots.adapter import StockAdapter, SwitchboardAdapter, on_turn_error
 from bots.agent_desk import AgentDesk
 from bots.help_desk_bot import HelpDeskBot
 from bots.json_logging import configure as configure_logging
@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     login_url: str | None = Field(
         None, validation_alias=_env("TO_CHANNEL_FROM_BOT_LOGIN_URL")
     )
+    # false: botbuilder's turn exactly as shipped (for comparison; slower, no send limiter)
+    lean_adapter: bool = Field(True, validation_alias=_env("SWITCHBOARD_LEAN_ADAPTER"))
     log_level: str = Field("INFO", validation_alias=_env("SWITCHBOARD_LOG_LEVEL"))
     # with no app id (no authentication), listen beyond loopback anyway
     allow_unauthenticated: bool = Field(
@@ -188,7 +190,8 @@ def create_app(
     docs = docs or make_store(settings)
     sessions = SessionStore(docs)
     engine = Engine(config, sessions, use_execute=settings.use_execute, clock=clock)
-    adapter = SwitchboardAdapter(_bot_auth(settings))
+    adapter_class = SwitchboardAdapter if settings.lean_adapter else StockAdapter
+    adapter = adapter_class(_bot_auth(settings))
     adapter.outbound = Outbound(
         token=BotTokenProvider(
             settings.app_id, settings.app_password, app_type=settings.app_type,

@@ -52,6 +52,10 @@ def load_config_or_exit(path: str | Path):
     return config
 
 
+def _is_file(path: str) -> bool:
+    return Path(path).is_file()
+
+
 @contextlib.asynccontextmanager
 async def open_store(db_path: str | None = None) -> AsyncIterator[object]:
     """The store the bot is configured with (SWITCHBOARD_STORE, SWITCHBOARD_DB_PATH, COSMOS_*),
@@ -61,9 +65,9 @@ async def open_store(db_path: str | None = None) -> AsyncIterator[object]:
     config = settings()
     if db_path is not None:
         config = config.model_copy(update={"db_path": db_path})
-    if config.store == "embedded" and config.db_path != ":memory:" and not Path(
+    if config.store == "embedded" and config.db_path != ":memory:" and not _is_file(
         config.db_path
-    ).is_file():
+    ):
         raise fail(
             f"no embedded store at {config.db_path}: set SWITCHBOARD_DB_PATH (or --db) to the "
             f"bot's file, or SWITCHBOARD_STORE=cosmos with COSMOS_ENDPOINT"

@@ -57,8 +57,8 @@ def draw(
 ) -> None:
     """Draw each tenant's pipelines: stages, branches with their labels, timeouts, and the
     transfers between tenants as edges between the tenants' clusters."""
-    from admin.drawing import config_graph, render
     from admin.common import load_config_or_exit
+    from admin.drawing import config_graph, render
 
     target = output or Path(file.with_suffix(".svg").name)
     fmt = target.suffix.lower().lstrip(".")

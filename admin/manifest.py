@@ -119,8 +119,7 @@ def publish(
                                   "publishing it at once.")] = False,
     token: Annotated[str | None, typer.Option(
         envvar="SWITCHBOARD_GRAPH_TOKEN",
-        help="A Graph access token you already have (skips the sign-in) "
-             "[SWITCHBOARD_GRAPH_TOKEN].")] = None,
+        help="A Graph access token you already have (skips the sign-in).")] = None,
     graph_url: Annotated[str | None, typer.Option(
         help="Microsoft Graph's base URL [SWITCHBOARD_GRAPH_URL; default "
              "https://graph.microsoft.com/v1.0].")] = None,

@@ -234,7 +234,8 @@ async def _later(store, session) -> list:
 def _print_session(session, names: dict[str, str]) -> None:
     tenant = names.get(session.tenant_id)
     out(f"Session {session.id}")
-    out(f"  tenant:       {tenant + ' (' + session.tenant_id + ')' if tenant else session.tenant_id}")
+    where = f"{tenant} ({session.tenant_id})" if tenant else session.tenant_id
+    out(f"  tenant:       {where}")
     out(f"  state:        {session.state.value}    phase: {session.phase.value}")
     out(f"  at:           {_where(session)}")
     out(f"  conversation: {session.conversation_id}")

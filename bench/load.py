@@ -20,7 +20,7 @@ import json
 import os
 import platform
 import random
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,6 +63,7 @@ TARGET_TPS_RATIO = 4.0  # Switchboard guest turns/s >= 4x the echo bot's
 TARGET_P99_RATIO = 0.25  # Switchboard p99 at N=16 <= 1/4 of the echo bot's
 TARGET_TRANSFER_RATIO = 2.0  # a transfer's CPU <= 2x a guest turn's
 TARGET_BYTES_PER_SESSION = 1024  # RSS growth from 100 to 10,000 sessions, per session
+MEMORY_TARGET_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,16 @@ class Budget:
     memory_small: int
     memory_large: int
     memory_time: float  # seconds at most to open the sessions of the memory phase
+    retries: int  # measure a window again (at most this often) when the machine was noisy
     concurrency: tuple[int, ...] = (1, 16, 64)
 
 
 QUICK = Budget(window=1.5, max_turns=4000, warmup=0.5, class_guests=32,
-               memory_small=100, memory_large=600, memory_time=20)
+               memory_small=100, memory_large=600, memory_time=20, retries=0)
 FULL = Budget(window=10.0, max_turns=60_000, warmup=3.0, class_guests=300,
-              memory_small=100, memory_large=10_000, memory_time=300)
+              memory_small=100, memory_large=10_000, memory_time=300, retries=1)
+# a window is "noisy" when other processes used more than this fraction of one core
+NOISE_LIMIT = 0.15
 
 
 # -- the configuration ----------------------------------------------------------------
@@ -207,6 +211,12 @@ class Window:
     connector: dict[str, int] = field(default_factory=dict)
     client_connections: int = 0
     replies_seen: int = 0
+    attempts: int = 1
+
+    @property
+    def noise(self) -> float:
+        """CPU other processes used during the window, as a fraction of one core."""
+        return self.other_cpu / self.seconds if self.seconds else 0.0
 
     def all_latencies(self) -> list[float]:
         return [v for vs in self.latencies.values() for v in vs]
@@ -297,6 +307,8 @@ class Rig:
              "--control-port", str(self.control_port)],
             cwd=ROOT, log_dir=self.workdir, cores=self.client_cores,
         )
+        self.renice(self.connector.pid)
+        self.renice(os.getpid())
         wait_port(self.control_port, self.connector, 20)
         wait_port(self.connector_port, self.connector, 20)
         trace = aiohttp.TraceConfig()
@@ -314,6 +326,13 @@ class Rig:
             connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=60),
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
         )
+
+    def renice(self, pid: int) -> None:
+        if self.args.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, self.args.nice)
+            except OSError as exc:
+                print(f"could not set priority {self.args.nice} on {pid}: {exc}", flush=True)
 
     async def close(self) -> None:
         for session in (self.http, self.control):
@@ -339,6 +358,7 @@ class Rig:
     def start_server(self, spec: ServerSpec, port: int) -> subprocess.Popen:
         proc = self.children.start(spec.name, spec.argv, env=spec.env, cwd=ROOT,
                                    log_dir=self.workdir, cores=self.server_cores)
+        self.renice(proc.pid)
         wait_port(port, proc, 60)
         return proc
 
@@ -548,6 +568,7 @@ class ClassCosts:
     phases: dict[str, Window] = field(default_factory=dict)
     guests: int = 0
     reached_transfer: int = 0
+    attempts: int = 1
 
     def cpu_ms(self, *names: str) -> float:
         turns = sum(self.phases[n].turns for n in names if n in self.phases)
@@ -760,23 +781,42 @@ async def bench_server(rig: Rig, make_spec, budget: Budget, config: ConfigView,
         # warm-up: 16 guests, not measured
         warm = Window(spec.name, 16)
         await runner.closed_loop(warm, 16, budget.warmup, budget.max_turns)
-        if warm.scenarios_done:
-            result.turns_per_scenario = warm.turns / max(1, warm.scenarios_done)
+        result.turns_per_scenario = len(result.path)
         for n in budget.concurrency:
-            win = Window(spec.name, n)
+            best: Window | None = None
+            for attempt in range(1, budget.retries + 2):
+                win = Window(spec.name, n)
 
-            async def body(win=win, n=n) -> None:
-                await runner.closed_loop(win, n, budget.window, budget.max_turns)
+                async def body(win=win, n=n) -> None:
+                    await runner.closed_loop(win, n, budget.window, budget.max_turns)
 
-            await measured(rig, meter, win, body)
-            result.windows[n] = win
+                await measured(rig, meter, win, body)
+                if best is None or win.noise < best.noise:
+                    best = win
+                best.attempts = attempt
+                if win.noise <= NOISE_LIMIT or attempt > budget.retries:
+                    break
+                say(f"[{spec.name}] N={n}: other processes used {100 * win.noise:.0f}% of a "
+                    f"core during the window: measuring again")
+            assert best is not None
+            win = result.windows[n] = best
             say(f"[{spec.name}] N={n:<3} {win.turns:>6} turns {win.tps:>8.1f}/s  "
                 f"p99 {pct(win.all_latencies(), 99):>8.1f} ms  "
                 f"cpu {win.cpu_ms_per_turn:.2f} ms/turn  errors {win.errors}")
             if proc.poll() is not None:
                 raise RuntimeError(f"{spec.name} died:\n{tail(proc.log_path)}")
         if spec.scenario == "switchboard":
-            result.classes = await class_phases(rig, runner, meter, budget.class_guests)
+            for attempt in range(1, budget.retries + 2):
+                classes = await class_phases(rig, runner, meter, budget.class_guests)
+                noise = max(w.noise for w in classes.phases.values())
+                if result.classes is None or noise < max(
+                        w.noise for w in result.classes.phases.values()):
+                    result.classes = classes
+                result.classes.attempts = attempt
+                if noise <= NOISE_LIMIT or attempt > budget.retries:
+                    break
+                say(f"[{spec.name}] kinds of turn: other processes used {100 * noise:.0f}% of "
+                    "a core: measuring again")
             c = result.classes
             say(f"[{spec.name}] classes: guest {c.cpu_ms('before', 'after'):.2f} ms CPU/turn, "
                 f"transfer {c.cpu_ms('transfer'):.2f} ms CPU/turn "
@@ -853,13 +893,15 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
     for name, r in results.items():
         for n, w in r.windows.items():
             load = (w.loadgen_cpu + w.connector_cpu) / w.seconds if w.seconds else 0
-            if load > 0.85 or (rig.client_cores and w.client_core_busy > 0.95 and load > 0.5):
+            if load > 0.75:
                 warn.append(f"{name} N={n}: the load generator's core was "
                             f"{100 * w.client_core_busy:.0f}% busy: turns/s is a lower bound "
                             f"(harness-limited); CPU ms/turn still holds")
-            if w.seconds and w.other_cpu / w.seconds > 0.15:
-                warn.append(f"{name} N={n}: {100 * w.other_cpu / w.seconds:.0f}% of a core used "
-                            f"by other processes during the window (noisy machine)")
+            if w.noise > NOISE_LIMIT:
+                warn.append(f"{name} N={n}: {100 * w.noise:.0f}% of a core used by other "
+                            f"processes during the window (noisy machine; quietest of "
+                            f"{w.attempts} tries): turns/s and latency are skewed, CPU/turn "
+                            f"much less")
             if w.errors or w.scenarios_stuck or w.anomalies or w.no_reply_turns:
                 warn.append(f"{name} N={n}: errors {w.errors} {w.error_samples[:2]}, stuck "
                             f"scenarios {w.scenarios_stuck}, bot said 'went wrong'/'earlier "
@@ -872,10 +914,13 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 warn.append(f"{name} N={n}: neither core is saturated (server "
                             f"{100 * w.server_core_busy:.0f}%): the server waits on something "
                             f"(a lock, a rate limit, a thread pool, the store)")
+    p("\nWARNINGS" if warn else "\nWARNINGS: none")
+    for w_ in warn:
+        p(f"  ! {w_}")
     for name, r in results.items():
-        p(f"\n{name}: scenario = {' -> '.join(r.path)}"
-          + (f"  ({r.turns_per_scenario:.1f} turns per completed scenario)"
-             if r.turns_per_scenario else ""))
+        done = sum(w.scenarios_done for w in r.windows.values())
+        p(f"\n{name}: scenario ({len(r.path)} turns) = {' -> '.join(r.path)}  "
+          f"[{done} scenarios completed in the windows]")
 
     sb, echo, bare = results.get("switchboard"), results.get("echo"), results.get("bare")
     if sb is not None:
@@ -895,7 +940,7 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 if w is None:
                     continue
                 lat = w.all_latencies()
-                rows.append([f"alone, 16 in flight", label, w.turns, fmt(pct(lat, 50), 2),
+                rows.append(["alone, 16 in flight", label, w.turns, fmt(pct(lat, 50), 2),
                              fmt(pct(lat, 95), 2), fmt(pct(lat, 99), 2),
                              fmt(w.cpu_ms_per_turn, 2), fmt(w.tps)])
             rows.append(["alone, 16 in flight", "guest turns (before + after)",
@@ -915,14 +960,14 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
     for n in budget.concurrency:
         if sb and echo and n in sb.windows and n in echo.windows:
             s, e = sb.windows[n], echo.windows[n]
+            cpu = s.cpu_ms_per_turn / e.cpu_ms_per_turn
             ratios.append(f"  N={n:<3} Switchboard / echo turns/s = {s.tps / e.tps:.2f}x   "
                           f"p99 Switchboard / echo = {_ratio(s, e, 99)}   "
-                          f"CPU/turn Switchboard / echo = {s.cpu_ms_per_turn / e.cpu_ms_per_turn:.2f}x")
+                          f"CPU/turn Switchboard / echo = {cpu:.2f}x")
         if bare and echo and n in bare.windows and n in echo.windows:
-            ratios.append(f"  N={n:<3} bare / echo turns/s = "
-                          f"{bare.windows[n].tps / echo.windows[n].tps:.1f}x   "
-                          f"CPU/turn echo / bare = "
-                          f"{echo.windows[n].cpu_ms_per_turn / bare.windows[n].cpu_ms_per_turn:.1f}x")
+            b, e = bare.windows[n], echo.windows[n]
+            ratios.append(f"  N={n:<3} bare / echo turns/s = {b.tps / e.tps:.1f}x   "
+                          f"CPU/turn echo / bare = {e.cpu_ms_per_turn / b.cpu_ms_per_turn:.1f}x")
     p("\n".join(ratios))
 
     p("\nCONNECTIONS (the connector counts the TCP connections it accepts from the bot)")
@@ -971,17 +1016,26 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
     if sb and echo and 16 in echo.windows and sb.classes:
         guest_tps = sb.classes.tps("before", "after")
         e16 = echo.windows[16].tps
-        verdict("guest_turn_throughput", guest_tps >= TARGET_TPS_RATIO * e16,
-                f"Switchboard guest turns {guest_tps:.1f}/s (16 in flight, guest turns only) "
-                f">= {TARGET_TPS_RATIO:g}x echo {e16:.1f}/s at N=16: "
-                f"{guest_tps / e16:.2f}x (mixed scenario at N=16: "
-                f"{sb.windows[16].tps / e16:.2f}x)")
+        by_tps = guest_tps / e16
+        by_cpu = echo.windows[16].cpu_ms_per_turn / sb.classes.cpu_ms("before", "after")
+        noisy = _noise(echo.windows[16], *sb.classes.phases.values())
+        # on a noisy machine turns/s measures the neighbours as much as the server: judge by
+        # CPU per turn (the throughput one core allows), and say so
+        ratio = by_cpu if noisy else by_tps
+        verdict("guest_turn_throughput", ratio >= TARGET_TPS_RATIO,
+                f"Switchboard guest turn >= {TARGET_TPS_RATIO:g}x the echo bot's turns/s: "
+                f"measured {guest_tps:.1f}/s (guest turns only, 16 in flight) vs echo "
+                f"{e16:.1f}/s at N=16 = {by_tps:.2f}x; by CPU per turn (one core's capacity) "
+                f"{by_cpu:.2f}x; mixed scenario at N=16 {sb.windows[16].tps / e16:.2f}x"
+                + (f". Judged by CPU per turn ({by_cpu:.2f}x) because the machine was noisy"
+                   + noisy if noisy else ""))
     if sb and echo and 16 in sb.windows and 16 in echo.windows:
         s99 = pct(sb.windows[16].all_latencies(), 99)
         e99 = pct(echo.windows[16].all_latencies(), 99)
         verdict("p99_n16", s99 <= TARGET_P99_RATIO * e99,
                 f"Switchboard p99 at N=16 {s99:.1f} ms <= 1/4 of echo's {e99:.1f} ms: "
-                f"{s99 / e99:.2f}x (all scenario turns, transfers included)")
+                f"{s99 / e99:.2f}x (all scenario turns, transfers included)"
+                + _noise(sb.windows[16], echo.windows[16]))
     if sb and sb.classes:
         g, t = sb.classes.cpu_ms("before", "after"), sb.classes.cpu_ms("transfer")
         verdict("transfer_cost", t <= TARGET_TRANSFER_RATIO * g,
@@ -998,15 +1052,27 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 + (f"; over in {'; '.join(bad)}" if bad else ""))
     if memory is not None:
         bps = memory.bytes_per_session
-        complete = memory.large >= memory.target and not memory.timed_out
+        complete = memory.large >= MEMORY_TARGET_SESSIONS and not memory.timed_out
         verdict("memory_flat", (bps <= TARGET_BYTES_PER_SESSION) if complete else None,
                 f"memory flat from {memory.small} to {memory.large} sessions: "
                 f"<= {TARGET_BYTES_PER_SESSION} bytes of RSS per extra session: "
                 f"{fmt(bps, 0)} B/session, ratio {memory.ratio:.3f}x"
-                + ("" if complete else f" (only {memory.large} of {memory.target} opened)"))
+                + ("" if complete else f" (judged at {MEMORY_TARGET_SESSIONS} sessions only: "
+                   "the first thousand sessions also warm caches and the allocator)"))
+    if args.quick:
+        p("  (--quick is a smoke run: windows of 1.5 s on small counts; its verdicts are "
+          "indicative only)")
     p(f"\n(total {time.perf_counter() - started:.0f}s; {'--quick' if args.quick else 'full'} "
       f"run; JSON: {args.json or 'not written (--json PATH)'})")
     return "\n".join(out), data
+
+
+def _noise(*windows: Window) -> str:
+    worst = max((w.noise for w in windows), default=0.0)
+    if worst <= NOISE_LIMIT:
+        return ""
+    return (f"  [NOISY: other processes used up to {100 * worst:.0f}% of a core in these "
+            "windows; rerun on a quiet machine]")
 
 
 def _ratio(s: Window, e: Window, q: float) -> str:
@@ -1049,13 +1115,17 @@ def environment(rig: Rig, args) -> list[str]:
                      f"botbuilder-core {version('botbuilder-core')}, msrest {version('msrest')}")
     except Exception:
         pass
+    loadavg = Path("/proc/loadavg").read_text().split()[:3]
     lines.append(f"cpus allowed: {rig.allowed} (os.cpu_count {os.cpu_count()}), "
-                 f"loadavg before: {open('/proc/loadavg').read().split()[:3]}")
+                 f"loadavg: {' '.join(loadavg)}")
     if rig.server_cores:
         lines.append(f"pinning: server on cpu {sorted(rig.server_cores)}, load generator and "
                      f"connector on cpu {sorted(rig.client_cores or [])}")
     else:
         lines.append("pinning: none (fewer than 2 cpus, or --no-pin)")
+    if args.nice:
+        lines.append(f"priority: nice {args.nice} for the servers, the connector and the load "
+                     "generator")
     lines.append("switchboard: embedded store on a temp file, SWITCHBOARD_TIMER_INTERVAL=0, "
                  f"config {args.config}, log level INFO (its default: one JSON line per turn), "
                  + ("rate limits as configured" if args.keep_rate_limits else
@@ -1068,10 +1138,12 @@ async def main_async(args) -> int:
     budget = QUICK if args.quick else FULL
     if args.window:
         budget = Budget(**{**vars(budget), "window": args.window})
+    if args.retries is not None:
+        budget = Budget(**{**vars(budget), "retries": args.retries})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="switchboard-load-") as tmp:
         workdir = Path(tmp)
-        config_path, opened = Path(args.config).resolve(), 0
+        config_path, opened = Path(args.config), 0
         if args.hours == "always-open":
             config_path, opened = always_open(config_path, workdir)
         config = ConfigView.load(config_path)
@@ -1085,21 +1157,21 @@ async def main_async(args) -> int:
             for line in environment(rig, args):
                 say(line)
             if opened:
-                say(f"config: {args.config} with its {opened} opening hours made 24/7 and no "
-                    "holidays (--hours always-open), so the scenario is the same at any hour")
+                say(f"config: {args.config}, with opening hours made 24/7 and holidays "
+                    f"removed ({opened} schedules; --hours always-open), so the scenario is "
+                    "the same at any hour")
             await quiet_machine(args.wait_quiet, say)
             makers = specs(workdir, config_path, args.keep_rate_limits)
             results: dict[str, ServerResult] = {}
             names = [s for s in ("switchboard", "echo", "bare") if s in args.servers]
-            plain_turns = args.plain_turns
+            plain_turns = args.plain_turns or 7
             for name in names:
                 r = await bench_server(rig, makers[name], budget, config, plain_turns,
                                        args.department, say)
                 results[name] = r
                 if name == "switchboard" and not args.plain_turns:
                     # the plain servers' scenario: as many turns as Switchboard's
-                    plain_turns = round(r.turns_per_scenario) or len(r.path)
-                plain_turns = plain_turns or 5
+                    plain_turns = len(r.path)
             memory = None
             if "switchboard" in args.servers and not args.no_memory:
                 say(f"[memory] opening {budget.memory_small} then {budget.memory_large} "
@@ -1111,7 +1183,8 @@ async def main_async(args) -> int:
             print(text, flush=True)
             if args.json:
                 data["environment"] = environment(rig, args)
-                Path(args.json).write_text(json.dumps(data, indent=2, default=str))
+                with open(args.json, "w") as f:  # noqa: ASYNC230 (once, at the end)
+                    json.dump(data, f, indent=2, default=str)
             return 0
         finally:
             await rig.close()
@@ -1129,6 +1202,12 @@ def main() -> int:
                         help="turns per scenario of the bare and echo servers (default: as "
                              "many as Switchboard's scenario took)")
     parser.add_argument("--window", type=float, default=0.0, help="seconds per measured window")
+    parser.add_argument("--retries", type=int, default=None,
+                        help="measure a noisy window again, at most this often (default: 1, "
+                             "0 with --quick)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="scheduling priority of the benchmark's processes (e.g. -10 on a "
+                             "shared machine, as root: other work then yields to the run)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory phase")
     parser.add_argument("--keep-rate-limits", action="store_true",
@@ -1141,6 +1220,12 @@ def main() -> int:
                         help="wait up to this many seconds for other processes to go quiet")
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args()
+    args.config = os.path.abspath(args.config)
+
+    def terminated(signum, frame) -> None:
+        raise KeyboardInterrupt  # unwinds through `finally`: every child is stopped
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         return asyncio.run(main_async(args))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ KILL), and runs from `finally` and `atexit` so an error or Ctrl-C leaves nothing
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -81,10 +82,8 @@ class MachineCpu:
 
 def pin(pid: int, cores: set[int] | None) -> None:
     if cores:
-        try:
+        with contextlib.suppress(OSError):
             os.sched_setaffinity(pid, cores)
-        except OSError:
-            pass
 
 
 class Children:
@@ -129,10 +128,8 @@ class Children:
             try:
                 self.stop(proc)
             except Exception:  # keep going: every child must be ended
-                try:
+                with contextlib.suppress(Exception):
                     proc.kill()
-                except Exception:
-                    pass
 
 
 def tail(path: Path, lines: int = 20) -> str:

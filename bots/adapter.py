@@ -21,13 +21,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import requests
 from aiohttp import web
+from botbuilder import schema
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
+from botbuilder.schema import teams as teams_schema
+from botbuilder.schema.teams import TeamsChannelData
+from botframework.connector import Channels
+from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
+from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
 
 from bots.lean_turns import LeanTurns
@@ -35,12 +42,44 @@ from bots.lean_turns import LeanTurns
 log = logging.getLogger(__name__)
 
 
+# Teams' activities, cards included, nest a few levels; a hostile one could nest thousands
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": "BadRequest", "message": message}, status=400)
 
 
+def _content_problem(value: Any) -> str | None:
+    """Nested deeper than MAX_DEPTH, or a string that is not Unicode text (a lone surrogate,
+    which JSON's \\u escapes can carry and nothing downstream can encode). Without
+    recursion: the point is to refuse what would exhaust it later, when a turn copies,
+    stores or sends the activity."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return "the Activity has a string that is not valid Unicode (a lone surrogate)"
+            continue
+        if isinstance(node, dict):
+            children = [*node.keys(), *node.values()]
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return f"the Activity is nested more than {MAX_DEPTH} levels deep"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def _shape_problem(body: dict[str, Any]) -> str | None:
     """What makes `body` unusable as an Activity from a channel, before msrest reads it."""
+    problem = _content_problem(body)
+    if problem:
+        return problem
     if not isinstance(body.get("type"), str) or not body["type"]:
         return "the Activity's `type` must be a non-empty string"
     service_url = body.get("serviceUrl")
@@ -54,6 +93,63 @@ def _shape_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _require_expiry(identity: ClaimsIdentity) -> None:
+    """jwt checks `exp` only when a token has one; every Bot Framework token has one."""
+    if identity.authentication_type == AuthenticationConstants.ANONYMOUS_AUTH_TYPE:
+        return  # local development mode: no token at all
+    expiry = identity.claims.get("exp")
+    if not isinstance(expiry, int | float) or isinstance(expiry, bool):
+        raise PermissionError("the token has no expiry")
+
+
+def _type_problem(data: dict[str, Any], model: type[Model], path: str = "") -> str | None:
+    """The first field whose JSON type is not the one the Bot Framework schema gives it.
+
+    msrest is lenient: a number or an object where a string belongs becomes its Python
+    repr (an `id` of `{"a": 1}` turns into "{'a': 1}" and ends up in a URL). Unknown fields
+    are left alone, as msrest leaves them.
+    """
+    for spec in model._attribute_map.values():
+        key, kind = spec["key"], spec["type"]
+        value = data.get(key)
+        if value is None:
+            continue
+        where = f"{path}{key}"
+        if kind.startswith(("[", "{")):
+            if kind.startswith("[") and not isinstance(value, list):
+                return f"`{where}` must be a list"
+            if kind.startswith("{") and not isinstance(value, dict):
+                return f"`{where}` must be an object"
+            items = value.values() if isinstance(value, dict) else value
+            for index, item in enumerate(items):
+                problem = _value_problem(item, kind[1:-1], f"{where}[{index}]")
+                if problem:
+                    return problem
+        else:
+            problem = _value_problem(value, kind, where)
+            if problem:
+                return problem
+    return None
+
+
+def _value_problem(value: Any, kind: str, where: str) -> str | None:
+    if value is None or kind == "object":
+        return None
+    if kind in ("str", "iso-8601"):
+        return None if isinstance(value, str) else f"`{where}` must be a string"
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"`{where}` must be true or false"
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"`{where}` must be an integer"
+    model = getattr(teams_schema, kind, None) or getattr(schema, kind, None)
+    if isinstance(model, type) and issubclass(model, Model):
+        if not isinstance(value, dict):
+            return f"`{where}` must be an object"
+        return _type_problem(value, model, f"{where}.")
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
@@ -63,7 +159,9 @@ def _plain(body: Any) -> Any:
     return body.serialize() if isinstance(body, Model) else body
 
 
-class SwitchboardAdapter(LeanTurns, CloudAdapter):
+class StockAdapter(CloudAdapter):
+    """botbuilder's turn as shipped (clients per turn, `requests`), with our `process`."""
+
     async def process(self, request: web.Request, bot, ws_response=None) -> web.Response:
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
@@ -71,15 +169,24 @@ class SwitchboardAdapter(LeanTurns, CloudAdapter):
             raise web.HTTPUnsupportedMediaType(text="send application/json")
         try:
             body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return _bad_request("the body is not valid JSON")
         if not isinstance(body, dict):
             return _bad_request("the body must be a JSON object (an Activity)")
-        problem = _shape_problem(body)
+        problem = _shape_problem(body) or _type_problem(body, Activity)
+        if not problem and body.get("channelId") == Channels.ms_teams:
+            # Teams always sends it, and botbuilder's Teams handler reads it unguarded
+            if not isinstance(body.get("channelData"), dict):
+                problem = "a Teams Activity's `channelData` must be an object"
+            else:
+                problem = _type_problem(body["channelData"], TeamsChannelData, "channelData.")
         if problem:
             return _bad_request(problem)
         try:
             activity: Activity = Activity().deserialize(body)
+            if activity.channel_id == Channels.ms_teams and activity.channel_data is not None:
+                # botbuilder reads it lazily, deep in a turn: a bad one would fail there
+                TeamsChannelData().deserialize(activity.channel_data)
         except Exception:  # msrest raises many kinds on wrong types
             return _bad_request("the body is not a valid Activity")
         # botbuilder's parameterized authentication takes only None as "no header"
@@ -88,6 +195,7 @@ class SwitchboardAdapter(LeanTurns, CloudAdapter):
             authenticated = await self.bot_framework_authentication.authenticate_request(
                 activity, auth_header
             )
+            _require_expiry(authenticated.claims_identity)
         except requests.RequestException as exc:
             # the channel's signing keys could not be fetched: not the caller's fault
             log.error("could not fetch the keys that sign Bot Framework tokens",
@@ -121,19 +229,30 @@ class SwitchboardAdapter(LeanTurns, CloudAdapter):
         return web.Response(status=201)
 
 
+class SwitchboardAdapter(LeanTurns, StockAdapter):
+    """The same, without the framework's per-turn overheads (bots/lean_turns.py)."""
+
+
 async def on_turn_error(context: TurnContext, error: Exception) -> None:
     """Log with a traceback, tell the person something went wrong, keep serving."""
-    log.exception(
-        "turn failed",
-        exc_info=error,
-        extra={"conversation": getattr(context.activity.conversation, "id", None)},
-    )
+    conversation = getattr(context.activity.conversation, "id", None)
+    if context.activity.type == "invoke" and isinstance(error, DeserializationError):
+        log.warning("invoke refused: its value is not valid", extra={
+            "conversation": conversation, "invoke": context.activity.name,
+            "reason": _reason(error),
+        })
+    else:
+        log.exception("turn failed", exc_info=error, extra={"conversation": conversation})
     if context.activity.type == "invoke":
         # without this, botbuilder answers 501 "not implemented", which hides the failure
-        body = {"statusCode": 500, "type": "application/vnd.microsoft.error",
-                "value": {"code": "InternalError", "message": "Something went wrong."}}
+        status, code, message = 500, "InternalError", "Something went wrong."
+        if isinstance(error, DeserializationError):
+            # botbuilder's handlers of invokes we don't implement read `value` first
+            status, code, message = 400, "BadRequest", "The invoke's value is not valid."
+        body = {"statusCode": status, "type": "application/vnd.microsoft.error",
+                "value": {"code": code, "message": message}}
         await context.send_activity(Activity(
-            type=ActivityTypes.invoke_response, value=InvokeResponse(status=500, body=body)
+            type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body)
         ))
         return
     if context.activity.type == "message":

@@ -161,7 +161,7 @@ class AgentDesk:
 
     async def _switch(self, agent_id: str, value: str) -> str:
         chats = await self.routing.my_chats(agent_id)
-        if not value.isdigit() or not 1 <= int(value) <= len(chats):
+        if not value.isdecimal() or not 1 <= int(value) <= len(chats):
             return f"Use **switch <number>** with a number from **chats** (1 to {len(chats)})."
         session = chats[int(value) - 1]
         await self.routing.switch(agent_id, session)

@@ -106,7 +106,9 @@ class HelpDeskBot(TeamsActivityHandler):
 
     async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse | None:
         if turn_context.activity.name != "adaptiveCard/action":
-            return await super().on_invoke_activity(turn_context)
+            # the only invoke we implement. botbuilder's handlers of the others answer 501
+            # too, but read `value` first and fail on a malformed one (a 500)
+            return InvokeResponse(status=501)
         guest = parse_execute(turn_context.activity)
         if guest is None:
             return InvokeResponse(status=400, body=_invoke_error("the action is not an Execute"))

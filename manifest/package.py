@@ -38,7 +38,8 @@ class PackageError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"the app package has {count}:\n" + "\n".join(f"  - {p}" for p in problems))
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the app package has {count}:\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -263,9 +264,8 @@ def build_package(
         try:
             files[name] = Path(path).read_bytes()
         except OSError as exc:
-            problems.append(
-                f"icons.{key}: cannot read {path}: {exc.strerror or exc}{_how_to_set(['icons', key])}"
-            )
+            how = _how_to_set(["icons", key])
+            problems.append(f"icons.{key}: cannot read {path}: {exc.strerror or exc}{how}")
     unread = tuple(f"icons.{key}: the manifest names" for key in ("color", "outline")
                    if any(p.startswith(f"icons.{key}: cannot read") for p in problems))
     problems += [p for p in problems_of(manifest, files, schema) if not p.startswith(unread)]

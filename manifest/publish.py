@@ -239,7 +239,8 @@ class GraphClient:
                     method, url, timeout=TIMEOUT, verify=self.verify, **kwargs
                 )
             except requests.RequestException as exc:
-                raise PublishError(f"cannot reach Microsoft Graph at {self.base_url}: {exc}") from None
+                raise PublishError(
+                    f"cannot reach Microsoft Graph at {self.base_url}: {exc}") from None
             if response.status_code not in RETRY_STATUSES:
                 return response
             wait = min(_retry_after(response), MAX_WAIT)

@@ -29,8 +29,14 @@ from jsonschema.exceptions import ValidationError
 # The newest released manifest version @microsoft/app-manifest ships (it also ships
 # devPreview, which is not a released version: the org catalog rejects it).
 MANIFEST_VERSION = "1.30"
-SCHEMA_URL = f"https://developer.microsoft.com/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / f"v{MANIFEST_VERSION}" / "MicrosoftTeams.schema.json"
+SCHEMA_URL = (
+    f"https://developer.microsoft.com/json-schemas/teams/v{MANIFEST_VERSION}/"
+    "MicrosoftTeams.schema.json"
+)
+SCHEMA_PATH = (
+    Path(__file__).resolve().parent / "schema" / f"v{MANIFEST_VERSION}"
+    / "MicrosoftTeams.schema.json"
+)
 # where the same file is inside the npm package (the tests compare the two)
 NPM_SCHEMA_PATH = (
     f"node_modules/@microsoft/app-manifest/build/json-schemas/teams/v{MANIFEST_VERSION}/"

@@ -177,8 +177,10 @@ class SwitchboardConfig(BaseModel):
     source: str = ""
     # set by the loader: resolved templates, by (tenant, pipeline, stage, setting)
     templates: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    # set by the loader: each tenant's knowledge base (articles, index built), by tenant id
-    knowledge_bases: dict[str, KnowledgeBase] = Field(default_factory=dict)
+    # set by the loader: each tenant's knowledge base (articles, index built), by tenant id;
+    # left out of the published config (it may be large), which keeps its digest instead
+    knowledge_bases: dict[str, KnowledgeBase] = Field(default_factory=dict, exclude=True)
+    knowledge_digests: dict[str, str] = Field(default_factory=dict)
 
     def tenant(self, tenant_id: str) -> TenantConfig:
         for tenant in self.tenants:

@@ -14,13 +14,25 @@ every help-desk question has ("help", "please", "need") dropped, then Snowball-s
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-__all__ = ["Article", "KnowledgeBase", "Match", "normalise", "parse_articles"]
+__all__ = [
+    "Article",
+    "HitRate",
+    "KnowledgeBase",
+    "Match",
+    "hit_rate",
+    "normalise",
+    "parse_articles",
+]
 
 # words that say nothing about *what* the guest needs, on top of the English stopwords
 HELP_DESK_STOPWORDS = (
@@ -31,7 +43,7 @@ HELP_DESK_STOPWORDS = (
 )
 # an article's title and keywords count this many times as much as its answer
 TITLE_WEIGHT = 2
-MAX_ARTICLES = 2000
+MAX_ARTICLES = 1000
 # like a stage key: letters, digits, - _ .
 ARTICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -67,7 +79,7 @@ class Match:
 
 
 class _Index:
-    """The bm25s retriever and the tokenizer settings it was built with."""
+    """The bm25s retriever over the articles' text, normalised by `_tokenize`."""
 
     def __init__(self, articles: list[Article]) -> None:
         import bm25s
@@ -77,41 +89,52 @@ class _Index:
         self.retriever.index(_tokenize([a.text() for a in articles]), show_progress=False)
 
     def scores(self, question: str) -> list[float]:
+        """Each article's BM25 score, in units of one distinctive word (see `unit`)."""
+        count = self.retriever.scores["num_docs"]
         [tokens] = _tokenize([question])
-        known = [t for t in tokens if t in self.retriever.vocab_dict]
+        # bm25s turns a text without a word into [""], which its vocabulary has but its index
+        # does not: scoring it raises ValueError (a guest who typed "?" or an emoji)
+        known = [t for t in tokens if t and t in self.retriever.vocab_dict]
         if not known:
-            return [0.0] * self.retriever.scores["num_docs"]
-        return [float(s) for s in self.retriever.get_scores(known)]
+            return [0.0] * count
+        return [float(s) / self.unit for s in self.retriever.get_scores(known)]
+
+    @functools.cached_property
+    def unit(self) -> float:
+        """What a word found in one article only, once, adds to its score (BM25's idf for it,
+        Lucene's formula as bm25s uses): raw scores grow with the log of the number of
+        articles, so a threshold in these units means the same in a small and a large base."""
+        count = self.retriever.scores["num_docs"]
+        return math.log(1 + (count - 0.5) / 1.5)
 
 
+@functools.cache
 def _stemmer() -> Any:
+    """Snowball English (PyStemmer), as bm25s recommends; built once."""
     import Stemmer
 
     return Stemmer.Stemmer("english")
 
 
-_STEMMER: Any = None
-
-
+@functools.cache
 def _stopwords() -> list[str]:
     from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-    return [*STOPWORDS_EN_PLUS, *HELP_DESK_STOPWORDS]
+    # apostrophes are dropped before tokenizing ("aren't" -> "arent"): the list too
+    english = {w.replace("'", "") for w in STOPWORDS_EN_PLUS}
+    return sorted(english | set(HELP_DESK_STOPWORDS))
 
 
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
-    global _STEMMER
-    if _STEMMER is None:
-        _STEMMER = _stemmer()
     # apostrophes go first: "can't" -> "cant" (a stopword), "employee's" -> "employees"
     cleaned = [t.replace("'", "").replace("\u2019", "") for t in texts]
     return bm25s.tokenize(
         cleaned,
         lower=True,
         stopwords=_stopwords(),
-        stemmer=_STEMMER,
+        stemmer=_stemmer(),
         return_ids=False,
         show_progress=False,
         allow_empty=False,
@@ -134,6 +157,11 @@ class KnowledgeBase(BaseModel):
     def build(self) -> KnowledgeBase:
         self._index = _Index(self.articles)
         return self
+
+    def digest(self) -> str:
+        """sha256 of the articles, to tell two versions of the base apart."""
+        text = json.dumps([a.model_dump() for a in self.articles], sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def article(self, article_id: str) -> Article | None:
         return next((a for a in self.articles if a.id == article_id), None)
@@ -207,3 +235,54 @@ def _messages(exc: Exception) -> list[str]:
             msg = "letters, digits, - _ . only (at most 64)"
         out.append(f"`{loc}`: {msg}" if loc else msg)
     return out
+
+
+@dataclass(frozen=True)
+class HitRate:
+    """How often the right article comes first, or among the first three, for labelled
+    questions; and how often something is shown for questions the base cannot answer."""
+
+    questions: int
+    top1: float
+    top3: float
+    shown_per_question: float
+    unanswerable: int
+    unanswerable_shown: int
+    misses: tuple[tuple[str, str, tuple[str, ...]], ...]
+
+
+def hit_rate(
+    knowledge: KnowledgeBase,
+    labelled: dict[str, str],
+    unanswerable: tuple[str, ...] | list[str] = (),
+    *,
+    limit: int = 3,
+    min_score: float = 0.0,
+    share: float = 0.0,
+) -> HitRate:
+    """Search every labelled question (question -> expected article id) as `faq` would."""
+    top1 = top3 = shown = 0
+    misses = []
+    for question, expected in labelled.items():
+        found = tuple(
+            m.article.id
+            for m in knowledge.search(question, limit=limit, min_score=min_score, share=share)
+        )
+        shown += len(found)
+        top1 += found[:1] == (expected,)
+        top3 += expected in found[:3]
+        if found[:1] != (expected,):
+            misses.append((question, expected, found))
+    count = max(len(labelled), 1)
+    return HitRate(
+        questions=len(labelled),
+        top1=top1 / count,
+        top3=top3 / count,
+        shown_per_question=shown / count,
+        unanswerable=len(unanswerable),
+        unanswerable_shown=sum(
+            bool(knowledge.search(q, limit=limit, min_score=min_score, share=share))
+            for q in unanswerable
+        ),
+        misses=tuple(misses),
+    )

@@ -199,7 +199,11 @@ def build_config(raw: Any, path: Path) -> tuple[SwitchboardConfig, list[str]]:
     knowledge = _knowledge_bases(config, path, problems)
     if problems.items:
         raise ConfigError(problems.items)
-    config = config.model_copy(update={"templates": templates, "knowledge_bases": knowledge})
+    config = config.model_copy(update={
+        "templates": templates,
+        "knowledge_bases": knowledge,
+        "knowledge_digests": {tenant: kb.digest() for tenant, kb in knowledge.items()},
+    })
     for warning in warnings:
         log.warning(warning)
     return config, warnings

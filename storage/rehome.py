@@ -33,6 +33,8 @@ from storage.models import (
 from storage.sessions import SessionConflict, SessionStore, new_session_id
 
 STEPS = ("intent", "target", "pointer", "close")
+# metadata that describes the sending department, not the guest: not carried over
+LOCAL_PREFIXES = ("Tenant.", "Agent.")
 
 
 class TransferRefused(Exception):
@@ -124,7 +126,8 @@ async def finish_rehome(store: SessionStore, source: Session) -> Session:
         raise ValueError(f"session {source.id} is not being transferred")
     hop = source.hop_log[-1]
     metadata = {
-        **source.metadata,
+        # what belongs to the sending department (its hours, its agent) stays there
+        **{k: v for k, v in source.metadata.items() if not k.startswith(LOCAL_PREFIXES)},
         "Session.Id": intent.to_session_id,
         "Session.TenantId": intent.to_tenant_id,
         "Session.TenantName": intent.to_tenant_name,

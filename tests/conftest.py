@@ -7,7 +7,7 @@ import pytest
 from storage.embedded import EmbeddedStore
 from tests import teams
 from tests.connector import start_connector
-from tests.harness import BotServer, Chat, settings_for
+from tests.harness import BotServer, Chat, FakeClock, settings_for
 
 pytest_plugins = ["tests.fixtures.cosmos"]
 
@@ -56,9 +56,15 @@ async def make_docs(request, tmp_path):
             await cleanup.close()
 
 
+# Wednesday 21 January 2026, 10:00 UTC: the example's HR is open (closed at weekends)
+WEDNESDAY_10_UTC = 1_768_989_600.0
+
+
 @pytest.fixture
 async def bot(tmp_path, make_docs):
-    server = await BotServer(settings_for(tmp_path), docs=make_docs()).start()
+    """The example help desk. Its clock is fixed (a weekday morning): never the wall clock."""
+    server = await BotServer(settings_for(tmp_path), docs=make_docs(),
+                             clock=FakeClock(WEDNESDAY_10_UTC)).start()
     yield server
     await server.stop()
 

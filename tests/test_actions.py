@@ -38,7 +38,8 @@ def button(title: str, verb: str, stage: str, **more: str) -> dict:
 def test_registry_finds_exactly_the_actions() -> None:
     found = registry()
     assert sorted(found) == [
-        "connect_to_agent", "end", "menu", "message", "question", "tenant_transfer"
+        "business_hours", "condition", "connect_to_agent", "end", "faq", "feedback", "menu",
+        "message", "question", "set_metadata", "tenant_transfer",
     ]
     assert found["end"] is end.ACTION
     assert found["menu"] is menu.ACTION

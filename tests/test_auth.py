@@ -11,9 +11,14 @@ empty or one-word header, a plain Exception for a refused algorithm or endorseme
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -272,3 +277,110 @@ async def test_local_mode_needs_no_token(tmp_path, connector, loopback_only):
         assert connector.authorizations and set(connector.authorizations) == {None}
     finally:
         await server.stop()
+
+
+# -- local development mode (no app id) ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("MICROSOFT", "SWITCHBOARD", "TO_BOT", "TO_CHANNEL"))
+           and k not in ("HOST", "PORT")}
+    env.update(SWITCHBOARD_DB_PATH=str(tmp_path / "bot.sqlite3"), SWITCHBOARD_TIMER_INTERVAL="0",
+               **values)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_local_mode_refuses_to_listen_beyond_loopback(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], env=_env(tmp_path, SWITCHBOARD_HOST="0.0.0.0"),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "refusing to start" in done.stderr
+    assert "SWITCHBOARD_HOST=0.0.0.0 is not a loopback address" in done.stderr
+    assert "SWITCHBOARD_ALLOW_UNAUTHENTICATED=true" in done.stderr
+    assert not (tmp_path / "bot.sqlite3").exists()  # it stopped before opening anything
+
+
+def test_local_mode_on_loopback_starts_and_says_so_loudly(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")],
+        env=_env(tmp_path, SWITCHBOARD_HOST="127.0.0.1", SWITCHBOARD_PORT=str(port)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the bot did not start"
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    banner = stderr.splitlines()
+    assert "  SWITCHBOARD IS IN LOCAL DEVELOPMENT MODE: REQUESTS ARE NOT AUTHENTICATED" in banner
+    assert "=" * 78 in banner
+    assert f"  http://127.0.0.1:{port}/api/messages without a Bot Framework token: whoever " \
+           "can reach it" in banner
+    assert "  It listens on this machine only (loopback)." in banner
+
+
+def test_local_mode_beyond_loopback_only_when_explicitly_allowed(tmp_path, monkeypatch, capsys):
+    import app
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(app.web, "run_app", lambda _app, **kw: served.update(kw))
+    monkeypatch.setattr(app, "configure_logging", lambda level: None)
+    for name, value in _env(tmp_path, SWITCHBOARD_HOST="0.0.0.0",
+                            SWITCHBOARD_ALLOW_UNAUTHENTICATED="true").items():
+        monkeypatch.setenv(name, value)
+    for name in [n for n in os.environ if n.upper().startswith("MICROSOFT")]:
+        monkeypatch.delenv(name)
+    app.main()
+    assert served["host"] == "0.0.0.0"
+    stderr = capsys.readouterr().err
+    assert "LOCAL DEVELOPMENT MODE: REQUESTS ARE NOT AUTHENTICATED" in stderr
+    assert "It listens on 0.0.0.0, beyond this machine, because " \
+           "SWITCHBOARD_ALLOW_UNAUTHENTICATED=true." in stderr
+
+
+def test_with_an_app_id_any_address_is_fine_and_there_is_no_banner(tmp_path, monkeypatch, capsys):
+    import app
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(app.web, "run_app", lambda _app, **kw: served.update(kw))
+    monkeypatch.setattr(app, "configure_logging", lambda level: None)
+    for name, value in _env(tmp_path, SWITCHBOARD_HOST="0.0.0.0", MICROSOFT_APP_ID=APP_ID,
+                            MICROSOFT_APP_PASSWORD=PASSWORD).items():
+        monkeypatch.setenv(name, value)
+    app.main()
+    assert served["host"] == "0.0.0.0"
+    assert "LOCAL DEVELOPMENT MODE" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
+    ("localhost", True), ("LocalHost", True), ("0.0.0.0", False), ("", False), ("::", False),
+    ("10.0.0.4", False), ("128.0.0.1", False), ("example.com", False),
+    ("localhost.example.com", False),
+])
+def test_what_counts_as_loopback(host, loopback):
+    from app import is_loopback
+
+    assert is_loopback(host) is loopback

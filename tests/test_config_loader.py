@@ -16,7 +16,10 @@ import pytest
 from pipelines.loader import MAX_CONFIG_BYTES, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "helpdesk.yaml"
-ACTIONS = "connect_to_agent, end, menu, message, question, tenant_transfer"
+ACTIONS = (
+    "business_hours, condition, connect_to_agent, end, faq, feedback, menu, message, question, "
+    "set_metadata, tenant_transfer"
+)
 
 # Two departments: `it` (its pipeline `support` gets the stages under test) and `hr`.
 DESK = """\

@@ -9,6 +9,7 @@ import pytest
 
 from app import SESSIONS
 from tests import teams
+from tests.conftest import WEDNESDAY_10_UTC
 from tests.harness import BotServer, Chat, FakeClock, settings_for
 
 CONFIGS = Path(__file__).parent / "e2e_configs"
@@ -20,10 +21,12 @@ async def seed_scenario(chat: Chat) -> list[str]:
     for step in (
         lambda: chat.install(),
         lambda: chat.answer("My payslip is wrong"),
+        lambda: chat.press("I still need help"),
         lambda: chat.press("HR"),
         lambda: chat.answer("E10001"),
         lambda: chat.say("help"),
         lambda: chat.answer("Payroll"),
+        lambda: chat.press("Send", rating="4"),
     ):
         seen += [_HEX.sub("<id>", s.all_text()) for s in await step()]
     return seen
@@ -48,7 +51,8 @@ async def store_snapshot(server: BotServer, chat: Chat) -> list[tuple]:
 async def test_the_seed_scenario_with_every_activity_delivered_twice(
     tmp_path, make_docs, connector, replay
 ):
-    server = await BotServer(settings_for(tmp_path), docs=make_docs()).start()
+    server = await BotServer(settings_for(tmp_path), docs=make_docs(),
+                             clock=FakeClock(WEDNESDAY_10_UTC)).start()
     try:
         once = Chat(teams.TeamsUser.make("Once"), server, connector)
         expected = await seed_scenario(once)
@@ -56,7 +60,7 @@ async def test_the_seed_scenario_with_every_activity_delivered_twice(
         assert await seed_scenario(doubled) == expected
         assert await store_snapshot(server, doubled) == await store_snapshot(server, once)
         assert [t for t in await store_snapshot(server, doubled)] == [
-            ("service-desk", "transferred", 5, True), ("hr", "resolved", 8, True)]
+            ("service-desk", "transferred", 7, True), ("hr", "resolved", 11, True)]
     finally:
         await server.stop()
 

@@ -1,11 +1,15 @@
-"""The seed's scenario end to end: real aiohttp app, real adapter, local connector."""
+"""The seed's scenario end to end: real aiohttp app, real adapter, local connector.
+
+The `bot` fixture's clock is a Wednesday at 10:00 UTC, when the example's HR is open.
+"""
 
 from __future__ import annotations
 
 from app import DOCS, SESSIONS
 from storage.config_store import active
 from storage.models import SessionState
-from tests.harness import texts
+from tests import teams
+from tests.harness import BotServer, Chat, FakeClock, settings_for, texts
 
 SIX = (
     "Session.TransferredFrom.SessionId",
@@ -15,6 +19,8 @@ SIX = (
     "Session.TransferredTo.TenantId",
     "Session.TransferredTo.TenantName",
 )
+# Saturday 24 January 2026, 11:00 UTC: HR (weekdays, London) is closed
+SATURDAY_11_UTC = 1_769_252_400.0
 
 
 async def test_seed_scenario_service_desk_to_hr(bot, new_chat):
@@ -24,7 +30,14 @@ async def test_seed_scenario_service_desk_to_hr(bot, new_chat):
     assert "Hi Ada Lovelace, welcome to the Service Desk" in texts(sent)
     assert "What do you need help with today, Ada Lovelace?" in texts(sent)
 
+    # the knowledge base first: an article about parental leave
     sent = await chat.answer("I need to change my parental leave dates")
+    faq = texts(sent)
+    assert "These articles may answer your question:" in faq
+    assert "Parental leave" in faq and "This solved it" in faq
+    assert "I still need help" in faq
+
+    sent = await chat.press("I still need help")
     menu = sent[-1].card
     assert [a["title"] for a in menu["actions"]] == ["IT", "HR", "Legal"]
 
@@ -51,6 +64,7 @@ async def test_seed_scenario_service_desk_to_hr(bot, new_chat):
         assert {k: session.metadata[k] for k in SIX} == expected
     assert live.metadata["Answers.Need"] == "I need to change my parental leave dates"
     assert live.metadata["Answers.Department"] == "HR"
+    assert live.metadata["Faq.Suggested"].split(",")[0] == "hr-parental-leave"
     assert live.metadata["Guest.Name"] == "Ada Lovelace"
     assert live.metadata["Guest.AadTenantId"] == "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -63,12 +77,77 @@ async def test_seed_scenario_service_desk_to_hr(bot, new_chat):
     summary = texts(sent)
     assert "HR has your request" in summary and "E12345" in summary
     assert "Transferred from Service Desk." in summary
+    # then feedback, before the end
+    assert "How did we do?" in summary
+    assert (await sessions.get("hr", live.id)).state == SessionState.OPEN
+
+    sent = await chat.press("Send", rating="5", comment="Quick and friendly")
+    assert "Thank you for your feedback!" in texts(sent)
     done = await sessions.get("hr", live.id)
     assert done.state == SessionState.RESOLVED
+    assert done.metadata["Feedback.Rating"] == 5
+    assert done.metadata["Feedback.Comment"] == "Quick and friendly"
 
     transcript = await sessions.transcript("service-desk", desk.id)
     assert [e.direction for e in transcript][:2] == ["in", "out"]
     assert transcript[0].text == "hi"
+
+
+async def test_an_faq_article_can_solve_it_before_any_department(bot, new_chat):
+    chat = new_chat("Grace")
+    await chat.say("hi")
+    sent = await chat.answer("my laptop was stolen from my car")
+    assert "Your laptop or phone was lost or stolen" in texts(sent)
+    # the article's link is a button that opens it
+    link = teams.find_action(chat.last_card(), "Read the article")
+    assert link["type"] == "Action.OpenUrl" and link["url"].startswith("https://")
+
+    sent = await chat.press("This solved it")
+    assert "Glad that helped, Grace!" in texts(sent)
+    sessions = bot.app[SESSIONS]
+    assert await sessions.live(chat.user.conversation_id) is None
+    [desk] = await sessions.list("service-desk")
+    assert desk.state == SessionState.DEFLECTED
+    assert desk.metadata["Faq.ArticleId"] == "it-lost-device"
+    assert desk.metadata["Faq.ArticleTitle"] == "Your laptop or phone was lost or stolen"
+
+    # writing again starts a new chat
+    sent = await chat.say("hello again")
+    assert "welcome to the Service Desk" in texts(sent)
+
+
+async def test_a_need_the_knowledge_base_cannot_answer_goes_straight_to_the_menu(bot, new_chat):
+    chat = new_chat("Linus")
+    await chat.say("hi")
+    sent = await chat.answer("Laptop fan is loud")
+    assert "These articles may answer" not in texts(sent)
+    assert "Which department should handle this?" in texts(sent)
+
+
+async def test_hr_is_closed_at_the_weekend_and_says_when_it_opens(tmp_path, make_docs, connector):
+    server = await BotServer(settings_for(tmp_path), docs=make_docs(),
+                             clock=FakeClock(SATURDAY_11_UTC)).start()
+    try:
+        chat = Chat(teams.TeamsUser.make("Sat Urday"), server, connector)
+        await chat.say("hi")
+        await chat.answer("A question about my pension")
+        await chat.press("I still need help")
+        sent = await chat.press("HR")
+        shown = texts(sent)
+        assert "Moving you from Service Desk to HR." in shown
+        assert "HR is closed right now" in shown
+        assert "HR opens again on Monday 26 January at 00:00 (Europe/London)." in shown
+        assert "What is your employee number?" not in shown
+
+        sessions = server.app[SESSIONS]
+        assert await sessions.live(chat.user.conversation_id) is None
+        [hr] = await sessions.list("hr")
+        assert hr.state == SessionState.ENDED
+        assert hr.metadata["Tenant.NextOpenIso"] == "2026-01-26T00:00:00+00:00"
+        # the guest can start again
+        assert "welcome to the Service Desk" in texts(await chat.say("hi"))
+    finally:
+        await server.stop()
 
 
 async def test_the_loaded_config_is_kept_in_the_store(bot):

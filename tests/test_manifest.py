@@ -336,7 +336,8 @@ def test_check_a_hand_edited_package(tmp_path):
     text = "\n".join(caught.value.problems)
     assert "manifest.json > botz: is not a field of manifest v1.30: remove it" in text
     assert "bots[0].scopes[1]: 'everywhere' is not one of" in text
-    assert "icons.outline: the manifest names 'outline.png' but the package has no such file" in text
+    assert ("icons.outline: the manifest names 'outline.png' but the package has no such file"
+            in text)
 
 
 def test_check_a_zipped_folder(tmp_path):

@@ -168,3 +168,13 @@ async def test_a_stale_cached_location_follows_the_transfer(docs):
     moved = await transfer(a, source)
     live = await b.live(source.conversation_id)
     assert live.id == moved.id and live.tenant_id == "hr"
+
+
+async def test_the_sending_departments_own_metadata_does_not_travel(docs):
+    store = SessionStore(docs)
+    source = await open_session(store)
+    source.metadata.update({"Tenant.NextOpen": "Monday", "Agent.Name": "Alice"})
+    source = await store.save(source)
+    target = await transfer(store, source)
+    assert "Tenant.NextOpen" not in target.metadata and "Agent.Name" not in target.metadata
+    assert target.metadata["Answers.Need"] == "help"

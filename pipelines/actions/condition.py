@@ -40,8 +40,14 @@ class Branch(BaseModel):
     @field_validator("when")
     @classmethod
     def _parses(cls, value: str) -> str:
+        text = expression_text(value)
+        if "${" in text:
+            raise ValueError(
+                "write the expression itself, without ${...} inside, like "
+                "Answers.Urgency == 'Blocking' && exists(Guest.Name)"
+            )
         try:
-            parse(expression_text(value))
+            parse(text)
         except ExpressionError as exc:
             raise ValueError(f"not a valid expression: {exc}") from None
         return value
@@ -58,13 +64,13 @@ class ConditionStage(StageConfig):
     otherwise: str
 
     def targets(self) -> dict[str, str]:
-        out = {f"branches[{i}].next": b.next for i, b in enumerate(self.branches)}
+        out = {f"branches.{i}.next": b.next for i, b in enumerate(self.branches)}
         out["otherwise"] = self.otherwise
         return out
 
     def metadata_read(self) -> dict[str, list[str]]:
         return {
-            f"branches[{i}].when": sorted(b.expression.paths())
+            f"branches.{i}.when": sorted(b.expression.paths())
             for i, b in enumerate(self.branches)
         }
 

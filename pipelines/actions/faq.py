@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cards.builders import chosen_card, faq_card
 from pipelines.actions.base import (
@@ -38,8 +38,9 @@ from storage.models import SessionState
 ARTICLE_ID = "Faq.ArticleId"
 ARTICLE_TITLE = "Faq.ArticleTitle"
 SUGGESTED = "Faq.Suggested"
-# the BM25 score the best match needs by default; measured on examples/kb (docs/faq.md)
-DEFAULT_MIN_SCORE = 2.0
+# the score the best match needs by default, in distinctive words (pipelines.knowledge);
+# measured on examples/kb and tests/faq_questions.yaml (docs/faq.md)
+DEFAULT_MIN_SCORE = 0.5
 # the other matches are shown when they score at least this share of the best one
 RELATED_SHARE = 0.5
 
@@ -56,9 +57,9 @@ MORE_WORDS = frozenset({
 class FaqStage(StageConfig):
     action: Literal["faq"] = "faq"
     # the metadata name that holds the guest's question, e.g. Answers.Need
-    question_from: str = Field(pattern=METADATA_KEY_PATTERN)
+    question_from: str
     max_results: int = Field(default=3, ge=1, le=5)
-    min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0, le=1000)
+    min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0, le=100)
     prompt: str = Field(
         default="These articles may answer your question:", min_length=1, max_length=2000
     )
@@ -66,6 +67,16 @@ class FaqStage(StageConfig):
     solved_template: TemplateRef = "builtin:faq_solved"
     # where the guest goes when no article matches, or none solved it
     next: str
+
+    @field_validator("question_from")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(METADATA_KEY_PATTERN, value):
+            raise ValueError(
+                f"{value!r} is not a metadata name: use the name a question stores, like "
+                "Answers.Need"
+            )
+        return value
 
     def template_refs(self) -> dict[str, TemplateRef]:
         return {"solved_template": self.solved_template}

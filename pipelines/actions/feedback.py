@@ -46,7 +46,7 @@ class FeedbackStage(StageConfig):
                                             max_length=200)
     max_comment_length: int = Field(default=1000, ge=1, le=4000)
     # metadata names: <prefix>.Rating and <prefix>.Comment
-    prefix: str = Field(default="Feedback", pattern=METADATA_KEY_PATTERN)
+    prefix: str = "Feedback"
     skippable: bool = True
     # said once a rating is stored (None: nothing)
     thanks: str | None = Field(default="Thank you for your feedback!", max_length=2000)
@@ -55,6 +55,8 @@ class FeedbackStage(StageConfig):
     @field_validator("prefix")
     @classmethod
     def _not_reserved(cls, value: str) -> str:
+        if not re.match(METADATA_KEY_PATTERN, value):
+            raise ValueError(f"{value!r} is not a metadata name: use one like Feedback")
         if value.split(".", 1)[0] in RESERVED_NAMESPACES:
             raise ValueError(
                 f"{value!r} would overwrite the bot's own metadata: use a prefix like Feedback"

@@ -17,7 +17,7 @@ and the built-in `Guest.*` keys) cannot be overwritten.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -32,6 +32,17 @@ MAX_VALUE_LENGTH = 4000
 class SetMetadataStage(StageConfig):
     action: Literal["set_metadata"] = "set_metadata"
     values: dict[str, MetadataValue] = Field(min_length=1, max_length=50)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _scalars(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for key, value in values.items():
+                if value is not None and not isinstance(value, str | int | float | bool):
+                    raise ValueError(
+                        f"the value of {key!r} must be text, a number, true/false or null"
+                    )
+        return values
     next: str
 
     @field_validator("values")
