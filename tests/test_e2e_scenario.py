@@ -155,3 +155,32 @@ async def test_the_loaded_config_is_kept_in_the_store(bot):
     assert snap is not None and snap.source.endswith("examples/helpdesk.yaml")
     assert [t["id"] for t in snap.config["tenants"]] == ["service-desk", "it", "hr", "legal"]
     assert len(snap.digest) == 64
+
+
+async def test_hr_something_else_goes_to_a_live_agent(bot, new_chat, connector):
+    helen = Chat(teams.TeamsUser("Helen Brooks", "00000000-0000-0000-0000-000000000104",
+                                 "personal-chat-helen"), bot, connector)
+    assert "You're an agent of HR" in texts(await helen.install())
+    chat = new_chat("Jordan Rivera")
+    await chat.say("hi")
+    await chat.answer("A question about my contract hours")
+    if "I still need help" in texts(chat.connector.to(chat.user.conversation_id)[-1:]):
+        await chat.press("I still need help")
+    await chat.press("HR")
+    await chat.answer("E12345")
+    sent = await chat.answer("Something else")
+    assert "Connecting you with someone from HR" in texts(sent)
+    await bot.fire_timers()
+    [offer] = [s for s in helen._new() if "New chat waiting in HR" in s.all_text()]
+    assert "Transferred from" in offer.all_text() and "Service Desk" in offer.all_text()
+    assert "A question about my contract hours" in offer.all_text()
+    status, body = await bot.post(teams.execute(helen.user, connector.url, offer.card, {},
+                                                "Accept"))
+    assert status == 200 and "You're chatting with Jordan Rivera" in str(body["value"])
+    assert "You're now chatting with Helen Brooks" in texts(chat._new())
+    await chat.say("Can I work 4 days a week?")
+    assert "Jordan Rivera: \nCan I work 4 days a week?" in texts(helen._new())
+    await helen.say("Yes, with your manager's approval.")
+    assert "Helen Brooks: \nYes, with your manager's approval." in texts(chat._new())
+    await helen.say("end")
+    assert "HR has your request" in texts(chat._new())
