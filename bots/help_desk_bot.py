@@ -19,6 +19,8 @@ from bots.guest_input import (
     parse_execute,
     parse_message,
 )
+from bots.lean_turns import LeanTurns
+from bots.replies import Replies
 from cards.builders import help_card
 from cards.schema import attachment
 from pipelines.actions.base import GuestInput
@@ -62,6 +64,10 @@ class _Held:
 
 
 def _sender(context: TurnContext):
+    outbound = getattr(context.adapter, "outbound", None)
+    if isinstance(context.adapter, LeanTurns) and outbound is not None:
+        return Replies(context, outbound).send
+
     async def send(text: str | None, card: dict[str, Any] | None) -> str | None:
         if card is not None:
             activity = MessageFactory.attachment(attachment(card))
