@@ -6,15 +6,19 @@ time, which fails on the dict it already is and answers HTTP 500 to every
 
 What each request gets:
 
-- malformed (not JSON, not an Activity, no `type`, `serviceUrl` or `conversation.id`): 400
-  saying what is wrong;
+- malformed: 400 saying what is wrong, logged. Not JSON; not an object; no `type`,
+  `serviceUrl` (http or https) or `conversation.id`; a field whose JSON type is not the
+  schema's (msrest would quietly turn `{"a": 1}` into the string "{'a': 1}"); a Teams
+  activity without `channelData`; nested more than MAX_DEPTH levels; a lone surrogate in a
+  string. Over 256 KB: 413 (aiohttp, `client_max_size`);
 - not authenticated, when an app id is set (no token, a bad one, expired, for another app
   or issuer, a `serviceurl` claim that is not the activity's): 401, the reason logged.
   botbuilder raises PermissionError for some of these, and jwt's errors, IndexError,
   KeyError, AttributeError or a plain Exception for others (4.17.1): all are 401 here;
 - the channel's signing keys could not be fetched: 503 with Retry-After;
 - a turn that fails is logged with its traceback by `on_turn_error` (the person is told,
-  an invoke gets a 500 error body); anything else that escapes is our bug: logged, 500.
+  an invoke gets a 500 error body, not botbuilder's 501); anything else that escapes is our
+  bug: logged with its traceback, 500.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from botbuilder.schema import teams as teams_schema
 from botbuilder.schema.teams import TeamsChannelData
 from botframework.connector import Channels
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
-from msrest.exceptions import DeserializationError
 from msrest.serialization import Model
 
 from bots.lean_turns import LeanTurns
@@ -48,6 +51,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _bad_request(message: str) -> web.Response:
+    log.warning("request refused: malformed", extra={"reason": message})
     return web.json_response({"error": "BadRequest", "message": message}, status=400)
 
 
@@ -235,24 +239,14 @@ class SwitchboardAdapter(LeanTurns, StockAdapter):
 
 async def on_turn_error(context: TurnContext, error: Exception) -> None:
     """Log with a traceback, tell the person something went wrong, keep serving."""
-    conversation = getattr(context.activity.conversation, "id", None)
-    if context.activity.type == "invoke" and isinstance(error, DeserializationError):
-        log.warning("invoke refused: its value is not valid", extra={
-            "conversation": conversation, "invoke": context.activity.name,
-            "reason": _reason(error),
-        })
-    else:
-        log.exception("turn failed", exc_info=error, extra={"conversation": conversation})
+    log.exception("turn failed", exc_info=error,
+                  extra={"conversation": getattr(context.activity.conversation, "id", None)})
     if context.activity.type == "invoke":
         # without this, botbuilder answers 501 "not implemented", which hides the failure
-        status, code, message = 500, "InternalError", "Something went wrong."
-        if isinstance(error, DeserializationError):
-            # botbuilder's handlers of invokes we don't implement read `value` first
-            status, code, message = 400, "BadRequest", "The invoke's value is not valid."
-        body = {"statusCode": status, "type": "application/vnd.microsoft.error",
-                "value": {"code": code, "message": message}}
+        body = {"statusCode": 500, "type": "application/vnd.microsoft.error",
+                "value": {"code": "InternalError", "message": "Something went wrong."}}
         await context.send_activity(Activity(
-            type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body)
+            type=ActivityTypes.invoke_response, value=InvokeResponse(status=500, body=body)
         ))
         return
     if context.activity.type == "message":
