@@ -38,6 +38,25 @@ BUILTIN_TEMPLATES = (
 )
 
 
+# real cards nest a dozen levels; the schema validator recurses per level
+MAX_TEMPLATE_DEPTH = 40
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, without recursion (and bounded: it stops past the limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_TEMPLATE_DEPTH:
+            return level
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
 def parse_template(text: str, source: str) -> dict[str, Any]:
     """A template from JSON text; TemplateError naming `source` when it is not a card."""
     try:
@@ -45,6 +64,11 @@ def parse_template(text: str, source: str) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise TemplateError(f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})",
                             source) from None
+    except RecursionError:
+        raise TemplateError("nested too deeply to be a card", source) from None
+    if _depth(template) > MAX_TEMPLATE_DEPTH:
+        raise TemplateError(f"nested more than {MAX_TEMPLATE_DEPTH} levels deep: flatten it",
+                            source)
     if not isinstance(template, dict):
         raise TemplateError(f"a card template must be a JSON object, not {type(template).__name__}",
                             source)

@@ -223,8 +223,10 @@ class Engine:
         turn.record(Direction.IN, "guest", text=guest.text, value=guest.value)
         if not session.started or session.pending_card:
             return await self._finish(turn, await self._resume(turn))
+        # a card's button carries its session and (for stage cards) its stage
         if guest.session_id is not None and (
-            guest.session_id != session.id or guest.stage_key != session.stage_key
+            guest.session_id != session.id
+            or (guest.stage_key is not None and guest.stage_key != session.stage_key)
         ):
             await turn.send_text(
                 "That card is from an earlier step and no longer does anything. "

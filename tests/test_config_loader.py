@@ -300,6 +300,21 @@ def test_template_file_is_not_json(tmp_path: Path) -> None:
     )
 
 
+def test_template_file_nested_hostilely_deep_fails_cleanly(tmp_path: Path) -> None:
+    path = write(tmp_path, welcome_with("cards/deep.json"))
+    deep = tmp_path / "cards" / "deep.json"
+    deep.parent.mkdir(exist_ok=True)
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert only_problem(path) == in_stage(path, "welcome") + (
+        f"`template`: {deep}: nested too deeply to be a card"
+    )
+    deep.write_text('{"type": "AdaptiveCard", "version": "1.5", "body": '
+                    + "[" * 300 + "]" * 300 + "}")
+    assert only_problem(path) == in_stage(path, "welcome") + (
+        f"`template`: {deep}: nested more than 40 levels deep: flatten it"
+    )
+
+
 def test_template_file_is_missing(tmp_path: Path) -> None:
     path = write(tmp_path, welcome_with("cards/missing.json"))
     problem = only_problem(path)

@@ -321,3 +321,16 @@ async def test_a_timer_fires_once_with_two_instances(tmp_path, make_docs, connec
     finally:
         await one.stop()
         await two.stop()
+
+
+async def test_an_old_stop_waiting_button_does_not_cancel_a_later_wait(desk):
+    await desk.agent(ALICE)
+    guest = await waiting_guest(desk)
+    old_card = guest.last_card()
+    await guest.press("Stop waiting")
+    await guest.say("hi")  # a new request
+    await guest.say("Printer on fire")
+    assert (await desk.session(guest)).phase == Phase.WAITING
+    sent = await guest.send(teams.submit(guest.user, desk.connector.url, old_card, {}))
+    assert "no longer does anything" in texts(sent)
+    assert (await desk.session(guest)).phase == Phase.WAITING

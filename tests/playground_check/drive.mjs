@@ -227,9 +227,11 @@ try {
     const expect = [
       ["Jordan Rivera", "the guest's name"],
       ["Service Desk", "transferred from Service Desk"],
+      [NEED, "the answers so far (the request)"],
+      ["E12345", "the answers so far (the employee number)"],
       ["Earlier in this chat", "the earlier messages"],
-      [NEED, "the guest's need among them"],
-      ["E12345", "the answers so far"],
+      // the guest's own words among them, not "(card response)"
+      [`Jordan Rivera: ${NEED}`, "the guest's request among the earlier messages"],
     ];
     for (const [text, what] of expect) {
       if (await offer.getByText(text, { exact: false }).count()) log("ok  ", "[helen] offer:", what);
