@@ -64,6 +64,15 @@ class RateLimiter:
         self._conversations: OrderedDict[str, _Bucket] = OrderedDict()
         self._max = max_conversations
         self.waited = 0.0
+        self._acquired = 0
+
+    def _prune(self, now: float) -> None:
+        """Forget conversations whose bucket has refilled: a new bucket is the same thing."""
+        cap = max(self.per_conversation, 1.0)
+        full = [key for key, b in self._conversations.items()
+                if b.tokens + (now - b.last) * self.per_conversation >= cap]
+        for key in full:
+            del self._conversations[key]
 
     def _take(self, bucket: _Bucket, rate: float, now: float) -> float:
         """0 if a token was taken, else how long until one is there."""
@@ -92,6 +101,9 @@ class RateLimiter:
             if wait == 0.0:
                 app_wait = self._take(app, self.per_app, now)
                 if app_wait == 0.0:
+                    self._acquired += 1
+                    if self._acquired % 1024 == 0:
+                        self._prune(now)
                     return
                 bucket.tokens += 1.0  # give the conversation's token back, wait for the app
                 wait = app_wait

@@ -117,3 +117,13 @@ async def test_the_app_limit_is_counted_per_entra_tenant():
     assert t.slept == []
     await limiter.acquire("c9", "tenant-a")
     assert t.slept == [pytest.approx(0.2)]
+
+
+async def test_idle_conversations_are_forgotten_so_memory_stays_flat():
+    t = FakeTime()
+    limiter = RateLimiter(per_conversation=7, per_app=1e9, clock=t.clock, sleep=t.sleep)
+    for i in range(5000):
+        await limiter.acquire(f"c{i}")
+        t.now += 0.01
+    # buckets that refilled were dropped: only the last second's conversations remain
+    assert len(limiter._conversations) < 1100
