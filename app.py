@@ -243,6 +243,8 @@ def create_app(
     async def on_cleanup(app: web.Application) -> None:
         await runner.stop()
         await adapter.outbound.close()
+        if isinstance(adapter, SwitchboardAdapter):
+            await adapter.close_clients()
         await docs.close()
 
     app.router.add_post("/api/messages", messages)

@@ -17,6 +17,7 @@ botbuilder's, unchanged.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from typing import Any
 
@@ -70,6 +71,17 @@ class LeanTurns:
             caches = (_Lru(), _Lru())
             self._lean_caches = caches
         return caches
+
+    async def close_clients(self) -> None:
+        """Close the cached msrest clients (their aiohttp sessions) when the app stops."""
+        for cache in self._client_caches():
+            for client in list(cache.values()):
+                close = getattr(client, "close", None)
+                if close is not None:
+                    result = close()
+                    if inspect.isawaitable(result):
+                        await result
+            cache.clear()
 
     async def _connector_client(self, factory: Any, service_url: str, audience: str | None):
         if factory is None:

@@ -37,14 +37,20 @@ class OfferView:
 
 
 def _facts(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": k, "value": v[:MAX_LINE]} for k, v in pairs]}
+    return {"type": "FactSet", "facts": [{"title": k, "value": _cut(v)} for k, v in pairs]}
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_LINE:
+        return text
+    return text[:MAX_LINE].rsplit(" ", 1)[0] + "…"
 
 
 def _lines(lines: tuple[Line, ...] | list[Line]) -> dict[str, Any]:
     inlines: list[dict[str, Any]] = []
     for line in lines:
         inlines.append({"type": "TextRun", "text": f"{line.who}: ", "weight": "Bolder"})
-        inlines.append({"type": "TextRun", "text": line.text[:MAX_LINE] + "\n"})
+        inlines.append({"type": "TextRun", "text": _cut(line.text) + "\n"})
     return {"type": "RichTextBlock", "inlines": inlines}
 
 

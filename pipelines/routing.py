@@ -13,6 +13,7 @@ from an earlier search of the same session does nothing.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -282,12 +283,13 @@ class Routing:
     async def offer_view(self, session: Session) -> OfferView:
         tenant = self.config.tenant(session.tenant_id)
         answers = [
-            (key.removeprefix("Answers."), str(value))
+            (_words(key.removeprefix("Answers.")), str(value))
             for key, value in sorted(session.metadata.items())
             if key.startswith("Answers.") and value not in (None, "")
         ]
         earlier: list[Line] = []
-        for previous in (await self.sessions.chain(session))[:-1]:
+        # the whole chat so far: earlier departments' sessions, then this one's
+        for previous in await self.sessions.chain(session):
             for entry in await self.sessions.transcript(previous.tenant_id, previous.id):
                 earlier.append(_line(entry, previous))
         last = session.hop_log[-1] if session.hop_log else None
@@ -395,20 +397,26 @@ class Routing:
 
     async def register(self, agent_id: str, name: str | None, reference: dict[str, Any]) -> None:
         """An agent wrote to the bot: remember how to reach them (available the first time)."""
+        newly_reachable = []
         for tenant in self.config.tenants_of_agent(agent_id):
+            first: list[bool] = []
 
-            def change(r: AgentRecord) -> AgentRecord | None:
+            def change(r: AgentRecord, first=first) -> AgentRecord | None:
                 if r.reference == reference and r.etag is not None:
                     return None
-                first = r.reference is None
                 update: dict[str, Any] = {"reference": reference}
-                if first:
+                if r.reference is None:
                     update["presence"] = Presence.AVAILABLE
+                    first.append(True)
                 return r.model_copy(update=update)
 
             await self.agents.update(
                 tenant.id, agent_id, change, default=self._default_record(tenant, agent_id)
             )
+            if first:
+                newly_reachable.append(tenant)
+        if newly_reachable:  # guests may already be waiting for them
+            await self._offer_waiting_chats(newly_reachable)
 
     async def accept(self, agent_id: str, tenant_id: str, session_id: str) -> dict[str, Any]:
         """An agent pressed Accept: the card that replaces their offer. Raises Refused."""
@@ -568,17 +576,21 @@ class Routing:
             for session in await self.my_chats(agent_id):
                 await self.agent_left(agent_id, session)
         if presence == Presence.AVAILABLE:
-            for tenant in tenants:
-                for session in await self.sessions.list(
-                    tenant.id, SessionState.OPEN, phase=Phase.WAITING.value
-                ):
-                    await self.timers.schedule(
-                        tenant.id, session.id, "offer", delay=0,
-                        payload={"started": session.routing.started_at
-                                 if session.routing else None},
-                    )
-            self.kick()
+            await self._offer_waiting_chats(tenants)
         return f"You're now {presence.value}."
+
+    async def _offer_waiting_chats(self, tenants: list[TenantConfig]) -> None:
+        """Someone became available: every chat waiting in their tenants gets an offer round."""
+        for tenant in tenants:
+            for session in await self.sessions.list(
+                tenant.id, SessionState.OPEN, phase=Phase.WAITING.value
+            ):
+                await self.timers.schedule(
+                    tenant.id, session.id, "offer", delay=0,
+                    payload={"started": session.routing.started_at
+                             if session.routing else None},
+                )
+        self.kick()
 
     async def agent_left(self, agent_id: str, session: Session) -> None:
         """The agent went offline or left mid-chat: tell the guest, search again."""
@@ -614,6 +626,12 @@ class Routing:
         return lines
 
 
+def _words(name: str) -> str:
+    """`EmployeeNumber` -> `Employee number`: metadata names as an agent reads them."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return spaced[:1].upper() + spaced[1:].lower()
+
+
 def _check_waiting(session: Session | None, agent_id: str) -> None:
     if session is None or session.state != SessionState.OPEN:
         raise Refused("Sorry, this chat has ended.")
@@ -642,6 +660,31 @@ def _line(entry: TranscriptEntry, session: Session) -> Line:
         who = str(session.metadata.get("Agent.Name") or "Agent")
     else:
         who = "Bot"
-    text = entry.text or (card_text(entry.card) if entry.card else "") or "(card response)"
+    text = entry.text or _pressed(entry.value) or _card_words(entry.card) or "(card response)"
     return Line(who, " ".join(text.split()))
 
+
+_PRESSED = {"more": "I still need help", "solved": "This solved it", "cancel": "Stop waiting",
+            "skip": "Skip"}
+
+
+def _pressed(value: dict[str, Any] | None) -> str:
+    """What a card submit said, in words: the answer typed, or the button pressed."""
+    if not isinstance(value, dict):
+        return ""
+    if isinstance(value.get("answer"), str) and value["answer"].strip():
+        return value["answer"]
+    data = value.get("switchboard") if isinstance(value.get("switchboard"), dict) else {}
+    if isinstance(data.get("choice"), str):
+        return f"(chose {data['choice']})"
+    if isinstance(value.get("rating"), str | int):
+        return f"(rated {value['rating']})"
+    return f"({_PRESSED[data['verb']]})" if data.get("verb") in _PRESSED else ""
+
+
+def _card_words(card: dict[str, Any] | None) -> str:
+    """A card's text without its buttons ("[Send]")."""
+    if not card:
+        return ""
+    lines = card_text(card).splitlines()
+    return " ".join(line for line in lines if not (line.startswith("[") and line.endswith("]")))

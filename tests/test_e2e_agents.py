@@ -334,3 +334,28 @@ async def test_an_old_stop_waiting_button_does_not_cancel_a_later_wait(desk):
     sent = await guest.send(teams.submit(guest.user, desk.connector.url, old_card, {}))
     assert "no longer does anything" in texts(sent)
     assert (await desk.session(guest)).phase == Phase.WAITING
+
+
+async def test_an_agent_who_installs_while_a_guest_waits_gets_the_offer(desk):
+    guest = await waiting_guest(desk)
+    await desk.server.fire_timers()  # nobody to offer it to yet
+    alice = await desk.agent(ALICE)  # opens the app for the first time
+    await desk.server.fire_timers()
+    assert len(desk.offers(alice)) == 1
+    assert (await desk.session(guest)).phase == Phase.WAITING
+
+
+async def test_the_offer_shows_card_answers_in_words(desk, tmp_path):
+    alice = await desk.agent(ALICE)
+    guest = desk.guest()
+    await guest.say("hi")
+    # the guest answers with a card instead of typing
+    question = teams.message(guest.user, desk.connector.url, value={
+        "switchboard": {"verb": "answer"}, "answer": "Monitor flickers"})
+    await guest.send(question)
+    await desk.server.fire_timers()
+    [offer] = desk.offers(alice)
+    shown = offer.all_text()
+    assert "Gina Guest: " in shown and "Monitor flickers" in shown
+    assert "(card response)" not in shown
+    assert "Problem" in shown  # Answers.Problem, as words

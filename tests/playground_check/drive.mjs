@@ -19,8 +19,9 @@
 //      PLAYGROUND_AGENT_URL (Helen's client, default http://127.0.0.1:56151/),
 //      CHROMIUM (default /usr/bin/chromium), STEP_SECONDS (how long a step may take, default 20).
 // Exits 0 when every step saw what it expected, 1 otherwise. Writes OUT_DIR/NN-who-step.png
-// (full windows) and the chat panes OUT_DIR/menu.png, transfer.png, offer.png, agent-chat.png,
-// agent-accepted.png, feedback.png.
+// (full windows: 02-helen-offer.png and 03-jordan-agent-chat.png are docs/playground-offer.png
+// and docs/playground-agent-chat.png) and the chat panes OUT_DIR/faq.png, menu.png,
+// transfer.png, offer.png, agent-accepted.png, agent-desk.png, agent-chat.png, feedback.png.
 // No request leaves the machine: everything but loopback is aborted (the page asks a CDN for
 // fonts and an animation; without them it falls back to local fonts).
 import { mkdirSync } from "node:fs";
@@ -234,8 +235,11 @@ try {
       [`Jordan Rivera: ${NEED}`, "the guest's request among the earlier messages"],
     ];
     for (const [text, what] of expect) {
-      if (await offer.getByText(text, { exact: false }).count()) log("ok  ", "[helen] offer:", what);
-      else fail("[helen] offer card lacks", what, JSON.stringify(text));
+      if (await offer.getByText(text, { exact: false }).count()) {
+        log("ok  ", "[helen] offer:", what);
+      } else {
+        fail("[helen] offer card lacks", what, JSON.stringify(text));
+      }
     }
     await helen.page.waitForTimeout(500);
     await helen.snapChat("offer");
@@ -285,7 +289,9 @@ try {
   await jordan.step("Payroll: the summary card, no agent", "HR has your request", () =>
     jordan.chooseInCard("Which topic is it about?", "Payroll"));
   await jordan.expectText(rate, "feedback card (second chat)", 1);
-  await jordan.step("feedback skipped: the chat ends", "What do you need help with today", async () => {
+  // Skip ends the chat without a word: the next message starts a new one
+  const ask = "What do you need help with today";
+  await jordan.step("feedback skipped: the chat ends", ask, async () => {
     await jordan.press(rate, "Skip");
     await jordan.page.waitForTimeout(1000);
     await jordan.type("hi");
