@@ -241,11 +241,16 @@ def create_app(
             routing.kick = lambda: _spawn(runner.run_once())
 
     async def on_cleanup(app: web.Application) -> None:
-        await runner.stop()
-        await adapter.outbound.close()
-        if isinstance(adapter, SwitchboardAdapter):
-            await adapter.close_clients()
-        await docs.close()
+        # each step runs even if one before it fails or shutdown cancels it
+        try:
+            await runner.stop()
+        finally:
+            try:
+                await adapter.outbound.close()
+                if isinstance(adapter, SwitchboardAdapter):
+                    await adapter.close_clients()
+            finally:
+                await docs.close()
 
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)

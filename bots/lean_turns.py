@@ -76,11 +76,13 @@ class LeanTurns:
         """Close the cached msrest clients (their aiohttp sessions) when the app stops."""
         for cache in self._client_caches():
             for client in list(cache.values()):
-                close = getattr(client, "close", None)
-                if close is not None:
-                    result = close()
-                    if inspect.isawaitable(result):
-                        await result
+                # msrest's async clients close their aiohttp session in __aexit__
+                close = getattr(client, "close", None) or getattr(client, "__aexit__", None)
+                if close is None:
+                    continue
+                result = close() if close.__name__ == "close" else close(None, None, None)
+                if inspect.isawaitable(result):
+                    await result
             cache.clear()
 
     async def _connector_client(self, factory: Any, service_url: str, audience: str | None):

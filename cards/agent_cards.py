@@ -67,8 +67,12 @@ def offer_card(view: OfferView, *, use_execute: bool = True) -> Card:
         body.append(_facts(view.answers))
     actions: list[dict[str, Any]] = []
     if view.earlier:
+        # what the guest said (the bot's own lines are in the whole transcript)
+        said = [line for line in view.earlier if line.who != "Bot"] or list(view.earlier)
+        if len(said) > SUMMARY_LINES:  # their first words (the request), then the latest
+            said = [said[0], *said[-(SUMMARY_LINES - 1):]]
         body.append(_text_block("Earlier in this chat", weight="Bolder"))
-        body.append(_lines(view.earlier[-SUMMARY_LINES:]))
+        body.append(_lines(said))
     data = {"switchboard": {"verb": "accept", "session": view.session_id,
                             "tenant": view.tenant_id}}
     actions.append(_button("Accept", data, "accept", use_execute))
