@@ -6,6 +6,7 @@ Run: `python app.py` (settings come from the environment, see `Settings`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -56,6 +57,18 @@ TIMERS = web.AppKey("timers", TimerRunner)
 ROUTING = web.AppKey("routing", Routing)
 
 _background: set[asyncio.Task] = set()
+
+
+def _quiet_gc() -> None:
+    """Fewer, cheaper garbage collections: a full collection over the long-lived objects
+    of botbuilder, msrest and pydantic stalls every turn in flight for milliseconds.
+
+    What is loaded at start-up is moved out of the collector's sight (`gc.freeze`), and the
+    young generation is collected less often. Reference cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
 
 
 def _spawn(coro) -> None:
@@ -239,6 +252,7 @@ def create_app(
         if settings.timer_interval > 0:
             runner.start()
             routing.kick = lambda: _spawn(runner.run_once())
+        _quiet_gc()
 
     async def on_cleanup(app: web.Application) -> None:
         # each step runs even if one before it fails or shutdown cancels it
