@@ -68,7 +68,7 @@ def _quiet_gc() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
+    gc.set_threshold(5_000, 20, 50)
 
 
 def _spawn(coro) -> None:

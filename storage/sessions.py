@@ -49,7 +49,7 @@ class SessionStore:
         self,
         docs: DocumentStore,
         *,
-        location_cache_size: int = 10_000,
+        location_cache_size: int = 2_000,
         fault: Callable[[str], None] | None = None,
     ) -> None:
         self.docs = docs
