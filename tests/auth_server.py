@@ -20,8 +20,6 @@ loop, so a server on that loop would never answer.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import itertools
 import json
 import ssl
@@ -35,11 +33,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
+
+from tests.certs import self_signed
 
 ISSUER = "https://api.botframework.test"
 TENANT = "botframework.test"
@@ -48,37 +45,6 @@ METADATA_PATH = "/v1/.well-known/openidconfiguration"
 
 def new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "identity-cert.pem", directory / "identity-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @dataclass
@@ -157,7 +123,7 @@ class LocalIdentity:
     # -- the server --------------------------------------------------------------------
 
     def start(self) -> LocalIdentity:
-        self.cert_path, key_path = _self_signed(self.directory)
+        self.cert_path, key_path = self_signed(self.directory, "identity-")
         identity = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -7,8 +7,6 @@ port, with a throwaway self-signed certificate, stopped when the `with` block en
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import os
 import select
 import shutil
@@ -19,10 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from tests.certs import self_signed
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = ROOT / "scripts" / "cosmos_server.mjs"
@@ -43,39 +38,6 @@ class LocalCosmosError(RuntimeError):
 class CosmosServer:
     endpoint: str
     key: str = EMULATOR_KEY
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost, valid for a day (clients skip verification)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _wait_ready(proc: subprocess.Popen[str], log: Path) -> str:
@@ -115,7 +77,7 @@ def local_cosmos_server(workdir: Path | None = None) -> Iterator[CosmosServer]:
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        cert, key = _self_signed(workdir)
+        cert, key = self_signed(workdir)
         log = workdir / "server.log"
         with log.open("w") as stderr:
             # stdin stays open for as long as we live: the launcher exits when it closes, so

@@ -10,8 +10,6 @@ With `instance_discovery=False` the only metadata MSAL asks for is
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import os
 import ssl
@@ -23,14 +21,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from manifest.package import build_package
 from manifest.publish import PublishError, publish_package
 from manifest.settings import ManifestSettings
+from tests.certs import self_signed
 
 ROOT = Path(__file__).resolve().parents[1]
 AAD_TENANT = "7a6b5c4d-0000-4000-8000-00000000aaaa"
@@ -41,33 +36,6 @@ BOT_ID = "0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d"
 
 
 # -- a throwaway certificate for 127.0.0.1 ---------------------------------------------
-
-
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 # -- the local sign-in service ---------------------------------------------------------
@@ -236,7 +204,7 @@ async def _serve(app: web.Application, ssl_context: ssl.SSLContext | None = None
 
 @pytest.fixture
 async def endpoints(tmp_path):
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     signin = SignIn()
