@@ -35,9 +35,6 @@ APP_ID = "6f0e3a52-9d1b-4c7e-8a2f-3b4c5d6e7f80"
 BOT_ID = "0a1b2c3d-4e5f-4a7b-8c9d-0e1f2a3b4c5d"
 
 
-# -- a throwaway certificate for 127.0.0.1 ---------------------------------------------
-
-
 # -- the local sign-in service ---------------------------------------------------------
 
 
