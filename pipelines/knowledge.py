@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from pipelines.problems import explain
+
 __all__ = [
     "Article",
     "HitRate",
@@ -217,24 +219,14 @@ def parse_articles(raw: Any) -> tuple[list[Article], list[str]]:
 
 
 def _messages(exc: Exception) -> list[str]:
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError):
-        return [str(exc)]
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting: an article has id, title, answer, keywords, link"
-        elif err["type"] == "missing":
-            msg = "required setting is missing"
-        elif err["type"] == "string_pattern_mismatch" and loc == "link":
-            msg = "must be an http:// or https:// address"
-        elif err["type"] == "string_pattern_mismatch" and loc == "id":
-            msg = "letters, digits, - _ . only (at most 64)"
-        out.append(f"`{loc}`: {msg}" if loc else msg)
-    return out
+    return explain(
+        exc,
+        unknown="unknown setting: an article has id, title, answer, keywords, link",
+        patterns={
+            "link": "must be an http:// or https:// address",
+            "id": "letters, digits, - _ . only (at most 64)",
+        },
+    )
 
 
 @dataclass(frozen=True)

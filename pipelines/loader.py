@@ -11,7 +11,6 @@ import difflib
 import json
 import logging
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from pipelines.config import (
     tenant_transfer_key,
 )
 from pipelines.knowledge import KnowledgeBase, parse_articles
+from pipelines.problems import explain
 
 log = logging.getLogger(__name__)
 
@@ -160,17 +160,6 @@ def _too_big(value: Any) -> str | None:
     return None
 
 
-def _pydantic_problems(exc: ValidationError) -> Iterable[str]:
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown setting: remove it or check its spelling"
-        elif err["type"] == "missing":
-            msg = "required setting is missing"
-        yield f"`{loc}`: {msg}" if loc else msg
-
-
 def build_config(raw: Any, path: Path) -> tuple[SwitchboardConfig, list[str]]:
     problems = _Problems(str(path))
     if not isinstance(raw, dict):
@@ -189,7 +178,7 @@ def build_config(raw: Any, path: Path) -> tuple[SwitchboardConfig, list[str]]:
     try:
         config = SwitchboardConfig(**top, tenants=tenants or [_placeholder()], source=str(path))
     except ValidationError as exc:
-        for message in _pydantic_problems(exc):
+        for message in explain(exc):
             problems.add(message)
     if config is None or not tenants:
         raise ConfigError(problems.items)
@@ -237,16 +226,10 @@ def _tenant(raw: Any, index: int, problems: _Problems) -> TenantConfig | None:
     try:
         return TenantConfig(**fields, pipelines=pipelines)
     except (ValidationError, TypeError) as exc:
-        for message in _messages(exc):
+        for message in explain(exc):
             problems.add(message, tenant_id)
         problems.broken.add(("tenant", tenant_id))
         return None
-
-
-def _messages(exc: Exception) -> Iterable[str]:
-    if isinstance(exc, ValidationError):
-        return _pydantic_problems(exc)
-    return [str(exc)]
 
 
 def _pipeline(raw: Any, index: int, tenant_id: str, problems: _Problems) -> PipelineConfig | None:
@@ -293,7 +276,7 @@ def _pipeline(raw: Any, index: int, tenant_id: str, problems: _Problems) -> Pipe
             stages.append(action.settings(**raw_stage))
         except (ValidationError, TypeError) as exc:
             problems.broken.add(("stage", tenant_id, pipeline_id, label))
-            for message in _messages(exc):
+            for message in explain(exc):
                 problems.add(message, tenant_id, pipeline_id, label)
     if not stages:
         problems.broken.add(("pipeline", tenant_id, pipeline_id))
@@ -302,7 +285,7 @@ def _pipeline(raw: Any, index: int, tenant_id: str, problems: _Problems) -> Pipe
     try:
         return PipelineConfig(**fields, stages=stages)
     except (ValidationError, TypeError) as exc:
-        for message in _messages(exc):
+        for message in explain(exc):
             problems.add(message, tenant_id, pipeline_id)
         problems.broken.add(("pipeline", tenant_id, pipeline_id))
         return None
