@@ -6,6 +6,7 @@ import pytest
 
 from storage.embedded import EmbeddedStore
 from tests import teams
+from tests.agent_desk import AGENTS, Desk
 from tests.connector import start_connector
 from tests.harness import BotServer, Chat, FakeClock, settings_for
 
@@ -84,3 +85,13 @@ async def docs(make_docs):
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def desk(tmp_path, make_docs, connector):
+    """A bot on tests/e2e_configs/agents.yaml, with a fake clock, and its agents' helpers."""
+    clock = FakeClock()
+    server = await BotServer(settings_for(tmp_path, config_path=str(AGENTS)), docs=make_docs(),
+                             clock=clock).start()
+    yield Desk(server, connector, clock)
+    await server.stop()

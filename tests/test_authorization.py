@@ -20,8 +20,8 @@ from app import SESSIONS
 from bots.guest_input import AGENT_VERBS, GUEST_VERBS
 from storage.models import Phase, SessionState
 from tests import teams
-from tests.harness import BotServer, Chat, FakeClock, settings_for, texts
-from tests.test_e2e_agents import AGENTS, ALICE, BOB, CAROL, Desk, waiting_guest
+from tests.agent_desk import ALICE, BOB, CAROL, waiting_guest
+from tests.harness import BotServer, Chat, settings_for, texts
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSED = "that button's data isn't valid"
@@ -29,15 +29,6 @@ STALE = "That card is from an earlier step"
 
 
 # -- agents' offers (tests/e2e_configs/agents.yaml) ----------------------------------------
-
-
-@pytest.fixture
-async def desk(tmp_path, make_docs, connector):
-    clock = FakeClock()
-    server = await BotServer(settings_for(tmp_path, config_path=str(AGENTS)), docs=make_docs(),
-                             clock=clock).start()
-    yield Desk(server, connector, clock)
-    await server.stop()
 
 
 def submit_accept(chat: Chat, connector, offer_card: dict[str, Any],

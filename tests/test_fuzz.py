@@ -37,9 +37,9 @@ from hypothesis import strategies as st
 
 from app import MAX_BODY_BYTES, SESSIONS
 from tests import teams
+from tests.agent_desk import AGENTS, ALICE, BOB, CAROL, DAVE, person
 from tests.connector import Connector
 from tests.harness import BotServer, settings_for, texts
-from tests.test_e2e_agents import AGENTS, ALICE, BOB, CAROL, DAVE, person
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "helpdesk.yaml"
 
