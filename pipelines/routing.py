@@ -266,17 +266,20 @@ class Routing:
                 continue
             if record.presence != Presence.AVAILABLE:
                 continue
-            if await self._load(record.agent_id) >= record.capacity:
+            if await self._load(record.agent_id, record) >= record.capacity:
                 continue
             out.append(record)
         out.sort(key=lambda r: (len(r.chats), r.last_offered_at, r.name))
         return out
 
-    async def _load(self, agent_id: str) -> int:
-        """Chats the person has in all their tenants."""
+    async def _load(self, agent_id: str, known: AgentRecord | None = None) -> int:
+        """Chats the person has in all their tenants (`known`: a record already read)."""
         total = 0
         for tenant in self.config.tenants_of_agent(agent_id):
-            record = await self.agents.get(tenant.id, agent_id)
+            if known is not None and known.tenant_id == tenant.id:
+                record = known
+            else:
+                record = await self.agents.get(tenant.id, agent_id)
             total += len(record.chats) if record else 0
         return total
 
@@ -431,7 +434,7 @@ class Routing:
         _check_waiting(session, agent_id)
         record = await self.agents.get(tenant.id, agent_id)
         capacity = record.capacity if record else tenant.capacity_of(agent)
-        if await self._load(agent_id) >= capacity:
+        if await self._load(agent_id, record) >= capacity:
             raise Refused(f"You already have {capacity} chats, your limit. End one first.")
 
         def reserve(r: AgentRecord) -> AgentRecord:
