@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
+from bots.replies import message_activity
 from cards.agent_cards import closed_offer_card
 from cards.builders import help_card
-from cards.schema import attachment
 from pipelines.actions.base import GuestInput
 from pipelines.routing import Refused, Routing
 from storage.agents import Presence
@@ -36,7 +36,7 @@ AGENT_COMMANDS = [
 
 
 def _text(text: str) -> Activity:
-    return MessageFactory.text(text)
+    return message_activity(text)
 
 
 class AgentDesk:
@@ -76,14 +76,14 @@ class AgentDesk:
             card = await self._accept(guest, agent_id)
             reply_to = context.activity.reply_to_id
             if reply_to:  # Action.Submit: replace the offer card in place
-                activity = MessageFactory.attachment(attachment(card))
+                activity = message_activity(card=card)
                 activity.id = reply_to
                 try:
                     await context.update_activity(activity)
                     return
                 except Exception:
                     log.warning("could not update the offer card; sending a new message")
-            await context.send_activity(MessageFactory.attachment(attachment(card)))
+            await context.send_activity(message_activity(card=card))
             return
         reply = await self.command(agent_id, guest.text or "")
         if reply is not None:
@@ -116,7 +116,7 @@ class AgentDesk:
         rest = text.strip()[len(words[0]):].strip() if words else ""
         try:
             if verb == "help" and not rest:
-                return MessageFactory.attachment(attachment(help_card(AGENT_COMMANDS, where=None)))
+                return message_activity(card=help_card(AGENT_COMMANDS, where=None))
             if verb == "end" and not rest:
                 return _text(await self.routing.end_chat(agent_id))
             if verb == "transfer" and rest:

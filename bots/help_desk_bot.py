@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from botbuilder.core import InvokeResponse, MessageFactory, TurnContext
+from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, ChannelAccount
 
@@ -20,9 +20,8 @@ from bots.guest_input import (
     parse_message,
 )
 from bots.lean_turns import LeanTurns
-from bots.replies import Replies
+from bots.replies import Replies, message_activity
 from cards.builders import help_card
-from cards.schema import attachment
 from pipelines.actions.base import GuestInput
 from pipelines.engine import Engine, TurnResult
 from storage.models import Phase, SessionState
@@ -69,11 +68,7 @@ def _sender(context: TurnContext):
         return Replies(context, outbound).send
 
     async def send(text: str | None, card: dict[str, Any] | None) -> str | None:
-        if card is not None:
-            activity = MessageFactory.attachment(attachment(card))
-        else:
-            activity = MessageFactory.text(text or "")
-        response = await context.send_activity(activity)
+        response = await context.send_activity(message_activity(text, card))
         return getattr(response, "id", None)
 
     return send

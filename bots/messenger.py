@@ -9,16 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from botbuilder.core import MessageFactory, TurnContext
-from botbuilder.schema import Activity, ConversationReference
+from botbuilder.core import TurnContext
+from botbuilder.schema import ConversationReference
 
-from cards.schema import attachment
-
-
-def _activity(text: str | None, card: dict[str, Any] | None) -> Activity:
-    if card is not None:
-        return MessageFactory.attachment(attachment(card))
-    return MessageFactory.text(text or "")
+from bots.replies import message_activity
 
 
 class Messenger:
@@ -42,7 +36,7 @@ class Messenger:
         """Post a message into the conversation; the id it got, for a later update."""
 
         async def logic(context: TurnContext) -> str | None:
-            response = await context.send_activity(_activity(text, card))
+            response = await context.send_activity(message_activity(text, card))
             return getattr(response, "id", None)
 
         return await self._run(reference, logic)
@@ -53,7 +47,7 @@ class Messenger:
         """Replace a card the bot sent earlier (Teams message update)."""
 
         async def logic(context: TurnContext) -> None:
-            activity = _activity(None, card)
+            activity = message_activity(card=card)
             activity.id = activity_id
             await context.update_activity(activity)
 

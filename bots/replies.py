@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from botbuilder.core import TurnContext
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.schema import Activity
 
 from cards.schema import attachment
+
+
+def message_activity(text: str | None = None, card: dict[str, Any] | None = None) -> Activity:
+    """A botbuilder message with a card, or else text: for the paths that go through it."""
+    if card is not None:
+        return MessageFactory.attachment(attachment(card))
+    return MessageFactory.text(text or "")
 
 
 class Replies:
