@@ -271,11 +271,6 @@ class Engine:
         turn = Turn(self, session, send)
         return await self._finish(turn, outcome)
 
-    async def resume(self, session: Session, send: Sender) -> TurnResult:
-        """Deliver what a rehomed session owes the guest (used after a crash sweep)."""
-        turn = Turn(self, session, send)
-        return await self._finish(turn, await self._resume(turn))
-
     # -- the walk --------------------------------------------------------------------
 
     async def _resume(self, turn: Turn) -> Outcome | None:

@@ -47,9 +47,6 @@ from storage.timers import Timer, TimerStore
 
 log = logging.getLogger("switchboard.routing")
 
-KINDS = ("offer", "accept_timeout", "max_wait", "searching")
-
-
 class Refused(Exception):
     """An agent's request that cannot be done; the message is for the agent."""
 

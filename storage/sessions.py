@@ -12,7 +12,6 @@ where it went, and its ETag changed, so a write against it fails.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -220,17 +219,6 @@ class SessionStore:
             except PreconditionFailed:
                 continue
         raise SessionConflict(f"pointer of {conversation_id} kept changing")
-
-    async def update_reference(self, conversation_id: str, reference: dict[str, Any]) -> None:
-        pointer = await self.pointer(conversation_id)
-        if pointer is None or pointer.reference == reference:
-            return
-        moved = pointer.model_copy(update={"reference": reference, "updated_at": utcnow()})
-        # a concurrent writer may have refreshed it first: references are interchangeable
-        with contextlib.suppress(PreconditionFailed):
-            await self.docs.replace(
-                CONVERSATIONS, conversation_id, conversation_id, moved.body(), pointer.etag
-            )
 
     def remember(self, session: Session) -> None:
         self._where[session.conversation_id] = (session.tenant_id, session.id)
