@@ -93,6 +93,7 @@ class Turn:
         self.new = new
         self.rehome_source: Session | None = None
         self.value: Any = None
+        self.records: dict[str, dict[str, Any]] = {}
 
     @property
     def tenant(self) -> TenantConfig:
@@ -166,6 +167,11 @@ class Turn:
             visible=to_guest if visible is None else visible, status=Delivery.DUE,
         )
 
+    def keep(self, name: str, body: dict[str, Any]) -> None:
+        """A record of this session's (`type` in the body), written in this turn's batch and
+        kept as long as its transcript; the same name replaces it (storage/sessions.py)."""
+        self.records[name] = body
+
     def schedule(self, kind: str, delay: float, payload: dict[str, Any] | None = None) -> None:
         """A timer this session wants; written before the session, fired later."""
         timers = self.engine.timers
@@ -211,14 +217,15 @@ class Turn:
         await engine.write_timers(self.planned)
         self.planned = []
         entries, self.entries = self.entries, []
+        records, self.records = self.records, {}
         if self.rehome_source is not None:
             source, self.rehome_source = self.rehome_source, None
             self.session = await finish_rehome(engine.store, source, target=self.session,
-                                               entries=entries)
+                                               entries=entries, records=records)
         elif self.new:
-            self.session = await engine.store.begin(self.session, entries)
+            self.session = await engine.store.begin(self.session, entries, records)
         else:
-            self.session = await engine.store.save(self.session, entries)
+            self.session = await engine.store.save(self.session, entries, records)
         self.new = False
         if deliverer is not None and messages:
             report = await deliverer.deliver(self.session, messages)
@@ -484,6 +491,7 @@ class Engine:
         await self.write_timers(turn.planned)
         turn.planned = []
         entries, turn.entries = turn.entries, []
+        records, turn.records = turn.records, {}
         try:
             source = await mark_intent(
                 self.store,
@@ -497,6 +505,7 @@ class Engine:
                     template, {**metadata, "Tenant.Id": target.id, "Tenant.Name": target.name}
                 ),
                 entries=entries,
+                records=records,
                 by=outcome.by,
                 by_name=outcome.by_name,
             )

@@ -104,6 +104,9 @@ LAYOUT = Layout((
             Index(("type", "pending", "pending_until"), scope="all"),
             Index(("type", "state", "updated_at"), scope="all", descending=True),
             Index(("type", "updated_at"), scope="all", descending=True),
+            # a session's records by kind (FAQ answers...), for reports
+            Index(("type", "at"), scope="prefix", descending=True),
+            Index(("type", "at"), scope="all", descending=True),
         ),
         ttl=True,
     ),

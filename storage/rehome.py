@@ -75,6 +75,7 @@ async def mark_intent(
     by: str = "pipeline",
     by_name: str | None = None,
     entries: list[TranscriptEntry] = (),
+    records: dict[str, dict[str, Any]] | None = None,
 ) -> Session:
     """Step 1: the sending session, in `transferring`, with the whole intent.
 
@@ -117,7 +118,7 @@ async def mark_intent(
         }
     )
     try:
-        marked = await store.save(marked, list(entries))
+        marked = await store.save(marked, list(entries), records)
     except SessionConflict:
         current = await store.get(source.tenant_id, source.id)
         raise TransferRefused(
@@ -176,6 +177,7 @@ async def finish_rehome(
     target: Session | None = None,
     entries: list[TranscriptEntry] = (),
     owner: str = "recovery",
+    records: dict[str, dict[str, Any]] | None = None,
 ) -> Session:
     """Steps 2-4 for a session in `transferring`; safe to run any number of times.
 
@@ -192,7 +194,7 @@ async def finish_rehome(
             entries = [transfer_card_line(target, intent.card, owner, until,
                                           store.retention_seconds)]
     assert intent is not None and target.id == intent.to_session_id
-    target = await store.create(target, list(entries))
+    target = await store.create(target, list(entries), records)
     store.step("target")
 
     await store.repoint(source.conversation_id, source.id, target)

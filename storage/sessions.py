@@ -223,7 +223,8 @@ class SessionStore:
 
     # -- writing ---------------------------------------------------------------------
 
-    async def begin(self, session: Session, entries: list[TranscriptEntry] = ()) -> Session:
+    async def begin(self, session: Session, entries: list[TranscriptEntry] = (),
+                    records: dict[str, dict[str, Any]] | None = None) -> Session:
         """Open a conversation's first (or next) session: point the conversation at it, then
         write it with its first lines.
 
@@ -261,14 +262,38 @@ class SessionStore:
         except (AlreadyExists, PreconditionFailed):
             raise SessionConflict(f"{conversation_id} got another session first") from None
         self.step("begin:pointer")
-        created = await self.create(session, entries)
+        created = await self.create(session, entries, records)
         self.remember(created, doc.etag if doc is not None else None)
         return created
 
-    async def create(self, session: Session, entries: list[TranscriptEntry] = ()) -> Session:
+    def _records(self, session: Session, records: dict[str, dict[str, Any]]) -> list[WriteOp]:
+        """A session's own documents besides its lines (an FAQ answer's record...), kept as
+        long as its transcript: id `<session>:<name>`, `type` from the body."""
+        ops = []
+        for name, body in records.items():
+            if "type" not in body:
+                raise ValueError(f"record {name!r} of session {session.id} needs a `type`")
+            ops.append(WriteOp("upsert", f"{session.id}:{name}", {
+                **body, "sessionId": session.id, "ttl": self.retention_seconds}))
+        return ops
+
+    async def records(self, tenant_id: str | None, kind: str, *, since: str | None = None,
+                      limit: int = 10_000) -> list[dict[str, Any]]:
+        """A kind of record (`type`), newest first, in one department or all, since an ISO
+        time (`at` field)."""
+        docs = await self.docs.query(
+            TENANT_DATA, None if tenant_id is None else (tenant_id,), {"type": kind},
+            order_by="at", descending=True, limit=limit,
+        )
+        out = [d.body for d in docs]
+        return [b for b in out if since is None or str(b.get("at", "")) >= since]
+
+    async def create(self, session: Session, entries: list[TranscriptEntry] = (),
+                     records: dict[str, dict[str, Any]] | None = None) -> Session:
         """Write a new session with its lines; a repeated create returns what is stored."""
         ops = [WriteOp("create", session.id, session.body())]
         ops += [WriteOp("upsert", e.doc_id, e.body()) for e in entries]
+        ops += self._records(session, records or {})
         head, tail = _split(ops)
         key = (session.tenant_id, session.id)
         try:
@@ -282,13 +307,15 @@ class SessionStore:
             return existing
         return session.model_copy(update={"etag": docs[0].etag})
 
-    async def save(self, session: Session, entries: list[TranscriptEntry] = ()) -> Session:
-        """Write the session (If-Match its ETag) and new lines, all or nothing."""
+    async def save(self, session: Session, entries: list[TranscriptEntry] = (),
+                   records: dict[str, dict[str, Any]] | None = None) -> Session:
+        """Write the session (If-Match its ETag), new lines and records, all or nothing."""
         session = session.model_copy(update={"updated_at": utcnow()})
         if not session.state.live and session.ttl is None:
             session.ttl = self.retention_seconds
         ops = [WriteOp("replace", session.id, session.body(), session.etag)]
         ops += [WriteOp("upsert", e.doc_id, e.body()) for e in entries]
+        ops += self._records(session, records or {})
         head, tail = _split(ops)
         key = (session.tenant_id, session.id)
         try:
