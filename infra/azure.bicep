@@ -312,5 +312,7 @@ output BOT_ENDPOINT string = 'https://${site.properties.defaultHostName}'
 @description('Where azureAppService/zipDeploy and az webapp deploy send the app.')
 output AZURE_APP_SERVICE_RESOURCE_ID string = site.id
 output AZURE_APP_SERVICE_NAME string = site.name
+@description('The staging slot\'s resource id, empty without one.')
+output AZURE_APP_SERVICE_STAGING_RESOURCE_ID string = stagingSlot ? staging.id : ''
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output COSMOS_DATABASE string = cosmos.outputs.databaseName
