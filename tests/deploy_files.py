@@ -3,6 +3,7 @@ compiler runs offline here), the Toolkit's env files, and where the pinned Toolk
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,8 @@ MAIN_BICEP = INFRA / "azure.bicep"
 TOOLKIT = ROOT / "tools" / "m365agentstoolkit" / "node_modules"
 ATK = TOOLKIT / ".bin" / "atk"
 TOOLKIT_SCHEMAS = TOOLKIT / "@microsoft" / "teamsfx-core" / "resource" / "yaml-schema"
+
+APP_PACKAGE_SCRIPT = ROOT / "scripts" / "app_package.py"
 
 PLACEHOLDER = re.compile(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -57,3 +60,14 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def placeholders(text: str) -> set[str]:
     return set(PLACEHOLDER.findall(text))
+
+
+def _load_app_package():
+    """scripts/app_package.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("app_package", APP_PACKAGE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+app_package = _load_app_package()

@@ -16,28 +16,16 @@ from pathlib import Path
 import pytest
 
 from tests.app_process import free_port, running_app
-from tests.deploy_files import ROOT
+from tests.deploy_files import APP_PACKAGE_SCRIPT, ROOT, app_package
 
-SCRIPT = ROOT / "scripts" / "app_package.py"
 CODE = {"app.py", "bots", "pipelines", "cards", "storage", "manifest", "admin"}
 
 
-def _load_script():
-    """scripts/app_package.py as a module (scripts/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("app_package", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-app_package = _load_script()
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, str(APP_PACKAGE_SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
         timeout=120,
     )
 

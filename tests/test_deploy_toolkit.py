@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -27,6 +28,7 @@ from tests.deploy_files import (
     PLACEHOLDER,
     ROOT,
     TOOLKIT_SCHEMAS,
+    app_package,
     parse_bicep,
     placeholders,
     read_env_file,
@@ -230,3 +232,79 @@ def test_the_toolkit_validate_refuses_a_broken_manifest(built_package, tmp_path)
     done = _atk_validate(path, tmp_path / "home")
     assert done.returncode != 0
     assert "privacyUrl" in done.stdout + done.stderr
+
+
+# -- the Toolkit runs the deploy lifecycle -----------------------------------------------------
+
+
+def _toolkit_project(tmp_path: Path, **env_values: str) -> tuple[Path, dict[str, str]]:
+    """A copy of the project as the Toolkit sees it after provision, and an environment with
+    nothing but the project's `python` and `node` on the PATH (so the Azure sign-in, which
+    opens a browser, fails at once instead of waiting)."""
+    project = tmp_path / "project"
+    files = [source for source, _inside in app_package.package_files(ROOT)]
+    files += [ROOT / "pyproject.toml", ROOT / "scripts" / "app_package.py",
+              ROOT / "m365agents.yml", ROOT / "env" / ".env.dev"]
+    for source in files:
+        target = project / source.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    env_file = project / "env" / ".env.dev"
+    text = env_file.read_text(encoding="utf-8")
+    for name, value in env_values.items():
+        text, count = re.subn(rf"^{name}=.*$", f"{name}={value}", text, flags=re.MULTILINE)
+        assert count == 1, name
+    env_file.write_text(text, encoding="utf-8")
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    node = shutil.which("node")
+    assert node, "node is missing: run `bash scripts/setup --with-node`"
+    (bin_dir / "node").symlink_to(node)
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if k in ("LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(PATH=str(bin_dir), HOME=str(tmp_path / "home"), SHELL="/bin/sh")
+    return project, env
+
+
+def _atk_deploy(project: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ATK), "deploy", "--env", "dev", "--folder", str(project), "--telemetry", "false",
+         "--interactive", "false"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+FAKE_SITE = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-test"
+             "/providers/Microsoft.Web/sites/switchboard1a2b3c")
+
+
+def test_the_toolkit_zips_the_collected_app_for_app_service(tmp_path) -> None:
+    """`atk deploy` runs the collect step and zips its folder for zip deploy; only the Azure
+    sign-in, which needs a person, stops it."""
+    project, env = _toolkit_project(tmp_path, AZURE_APP_SERVICE_RESOURCE_ID=FAKE_SITE)
+    done = _atk_deploy(project, env)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "Executing task: python scripts/app_package.py build --out ./build/app --config " \
+           "examples/helpdesk.yaml" in output, output
+    assert re.search(r"^wrote build/app: \d+ files$", output, flags=re.MULTILINE), output
+    assert "Log in to your Azure account" in output  # the sign-in is where it stopped
+    deployment = project / "build" / ".deployment" / "deployment.zip"
+    with zipfile.ZipFile(deployment) as z:
+        sent = set(z.namelist())
+    assert sent == {inside for _source, inside in app_package.package_files(project)}
+
+
+def test_a_config_that_does_not_load_stops_the_toolkits_deploy(tmp_path) -> None:
+    project, env = _toolkit_project(tmp_path, AZURE_APP_SERVICE_RESOURCE_ID=FAKE_SITE,
+                                    SWITCHBOARD_CONFIG_FILE="examples/kb/hr.yaml")
+    done = _atk_deploy(project, env)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "hr.yaml" in output
+    assert "azureAppService/zipDeploy was not executed" in output, output
+    assert not (project / "build" / ".deployment").exists()
