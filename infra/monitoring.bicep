@@ -27,8 +27,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   kind: 'web'
   properties: {
     Application_Type: 'web'
+    // the workspace keeps the data, for retentionDays
     WorkspaceResourceId: workspace.id
-    RetentionInDays: retentionDays
   }
 }
 

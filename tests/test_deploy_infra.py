@@ -110,6 +110,32 @@ def test_a_miswired_module_is_caught() -> None:
     ]
 
 
+def unused_symbols(path: Path, text: str | None = None) -> list[str]:
+    """Parameters and variables declared and never used (Bicep's linter warns of them)."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    parsed = parse_bicep(path, text)
+    # without comment lines and descriptions, where a name may be mentioned without being used
+    code = re.sub(r"(?m)^\s*//.*$|@description\('(?:[^'\\]|\\.)*'\)", "", text)
+    return [
+        f"{kind} {name}"
+        for kind in ("parameters", "variables")
+        for name in parsed.get(kind, {})
+        if len(re.findall(rf"(?<![\w.']){re.escape(name)}\b", code)) < 2
+    ]
+
+
+@pytest.mark.parametrize("path", bicep_files(), ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_parameter_and_variable_is_used(path: Path) -> None:
+    assert unused_symbols(path) == []
+
+
+def test_an_unused_parameter_is_caught() -> None:
+    text = COSMOS_BICEP.read_text(encoding="utf-8").replace(
+        "isZoneRedundant: zoneRedundant", "isZoneRedundant: false"
+    )
+    assert unused_symbols(COSMOS_BICEP, text) == ["parameters zoneRedundant"]
+
+
 def test_files_the_bicep_loads_exist() -> None:
     loaded = [
         (path, name)
