@@ -106,6 +106,16 @@ param appPort int = 8000
 @maxValue(120)
 param shutdownGraceSeconds int = 60
 
+@description('Seconds the bot itself gives turns in flight after SIGTERM (SWITCHBOARD_SHUTDOWN_SECONDS): keep it below shutdownGraceSeconds.')
+@minValue(1)
+@maxValue(115)
+param drainSeconds int = 50
+
+@description('Days a closed chat, its transcript and its records are kept before they expire (Cosmos TTL).')
+@minValue(1)
+@maxValue(3650)
+param retentionDays int = 90
+
 @description('More settings of the README\'s Settings table, name to value, for example {"SWITCHBOARD_SEND_RETRY_SECONDS": "20"}.')
 param extraAppSettings object = {}
 
@@ -206,6 +216,21 @@ var appSettings = [
   {
     name: 'COSMOS_DATABASE'
     value: cosmos.outputs.databaseName
+  }
+  // the database, containers and throughput are this template's (the bot cannot create
+  // them with a managed identity, and must not set throughput of its own)
+  {
+    name: 'COSMOS_THROUGHPUT'
+    value: 'none'
+  }
+  {
+    name: 'SWITCHBOARD_RETENTION_DAYS'
+    value: string(retentionDays)
+  }
+  // on SIGTERM the bot finishes turns in flight within this, before App Service kills it
+  {
+    name: 'SWITCHBOARD_SHUTDOWN_SECONDS'
+    value: string(drainSeconds)
   }
   {
     name: 'SWITCHBOARD_CONFIG'

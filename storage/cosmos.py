@@ -114,6 +114,7 @@ from storage.documents import (
 from storage.layout import (
     LAYOUT,
     Container,
+    Index,
     Layout,
     cosmos_indexing_policy,
     cosmos_partition_key,
@@ -617,26 +618,24 @@ def query_sql(
         fields = [f"{_field(order_by)} {direction}"]
         composite = _composite_for(container, equals, order_by, descending)
         if composite:
-            fields = [f"{_field(name)} ASC" for name in composite[:-1]] + fields
+            index, lead = composite
+            fields = [f"{_field(name)} {lead}" for name in index.fields[:-1]] + fields
         sql += " ORDER BY " + ", ".join(fields)
     return sql, parameters
 
 
 def _composite_for(
     container: Container, equals: dict[str, Any], order_by: str, descending: bool
-) -> tuple[str, ...] | None:
+) -> tuple[Index, str] | None:
     """A declared composite index whose leading fields the query pins and whose last field
-    it sorts by: naming them all in ORDER BY lets Cosmos serve the query from it."""
+    it sorts by, and the direction to name the pinned fields in (a composite index serves
+    its own order and the exact reverse): naming them all in ORDER BY lets Cosmos serve the
+    query from it."""
     pinned = {name for name, value in equals.items() if value is not None}
     for index in container.indexes:
         fields = index.fields
-        if (
-            len(fields) > 1
-            and fields[-1] == order_by
-            and index.descending == descending
-            and set(fields[:-1]) <= pinned
-        ):
-            return fields
+        if len(fields) > 1 and fields[-1] == order_by and set(fields[:-1]) <= pinned:
+            return index, ("ASC" if index.descending == descending else "DESC")
     return None
 
 

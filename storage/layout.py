@@ -128,7 +128,11 @@ LAYOUT = Layout((
     Container(
         TIMERS,
         ("bucket",),
-        indexes=(Index(("due_at",)),),
+        indexes=(
+            Index(("due_at",)),
+            # a process's first poll: the oldest timer anywhere (then it reads buckets)
+            Index(("due_at",), scope="all"),
+        ),
         ttl=True,
     ),
     # the tenants' configuration each instance loaded; leases (the sweep)
@@ -172,14 +176,16 @@ def cosmos_partition_key(container: Container) -> dict[str, Any]:
 
 
 def cosmos_definitions(layout: Layout = LAYOUT) -> list[dict[str, Any]]:
-    """What `infra/cosmos-containers.json` holds: one entry per container the Bicep creates."""
+    """What `infra/cosmos-containers.json` holds: one entry per container the Bicep creates.
+
+    The deployment creates the lazy ones too (botbuilder Storage): with a managed identity
+    the bot cannot create containers itself."""
     out = []
     for container in layout.containers:
         entry: dict[str, Any] = {
             "name": container.name,
             "partitionKey": cosmos_partition_key(container),
             "indexingPolicy": cosmos_indexing_policy(container),
-            "lazy": container.lazy,
         }
         if container.ttl:
             entry["defaultTtl"] = -1
@@ -188,7 +194,12 @@ def cosmos_definitions(layout: Layout = LAYOUT) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    json.dump(cosmos_definitions(), sys.stdout, indent=2)
+    document = {
+        "$comment": "Generated from storage/layout.py by `python -m storage.layout`: do not "
+                    "edit by hand (tests/test_query_plans.py checks it is up to date).",
+        "containers": cosmos_definitions(),
+    }
+    json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
