@@ -33,6 +33,7 @@ from bots.json_logging import configure as configure_logging
 from bots.messenger import LeanChannel, StockChannel
 from bots.outbound import Outbound, RateLimiter
 from bots.tokens import BotTokenProvider
+from pipelines.config import SwitchboardConfig
 from pipelines.delivery import Deliverer, Owner
 from pipelines.engine import Engine
 from pipelines.loader import ConfigError, load_config
@@ -59,6 +60,7 @@ TIMERS = web.AppKey("timers", TimerRunner)
 ROUTING = web.AppKey("routing", Routing)
 RECOVERY = web.AppKey("recovery", Recovery)
 DELIVERER = web.AppKey("deliverer", Deliverer)
+OUTBOUND = web.AppKey("outbound", Outbound)
 
 _background: set[asyncio.Task] = set()
 
@@ -242,14 +244,21 @@ def create_app(
     settings: Settings | None = None,
     docs: DocumentStore | None = None,
     clock: Callable[[], float] = time.time,
+    config: SwitchboardConfig | None = None,
 ) -> web.Application:
-    """The aiohttp app. Raises ConfigError before serving if the config is wrong."""
+    """The aiohttp app. Raises ConfigError before serving if the config is wrong.
+
+    `config`: the tenants' configuration already loaded from `settings.config_path` (tests
+    that start many bots load it once)."""
     settings = settings or Settings()
-    config, _warnings = load_config(settings.config_path)
+    if config is None:
+        config, _warnings = load_config(settings.config_path)
     docs = docs or make_store(settings)
     lease = settings.delivery_lease_seconds
+    owner = Owner(instance_name(settings), uuid.uuid4().hex[:12])
     sessions = SessionStore(docs, clock=clock, lease_seconds=lease,
-                            retention_days=settings.retention_days)
+                            retention_days=settings.retention_days, owner=owner.name,
+                            dead=owner.dead)
     adapter_class = SwitchboardAdapter if settings.lean_adapter else StockAdapter
     adapter = adapter_class(_bot_auth(settings))
     adapter.outbound = Outbound(
@@ -263,9 +272,8 @@ def create_app(
     adapter.on_turn_error = on_turn_error
     channel = (LeanChannel(adapter.outbound) if settings.lean_adapter
                else StockChannel(adapter, settings.app_id))
-    owner = Owner(instance_name(settings), uuid.uuid4().hex[:12])
     deliverer = Deliverer(sessions, channel, owner, clock=clock, lease_seconds=lease)
-    timers = TimerStore(docs, owner=owner.name, clock=clock)
+    timers = TimerStore(docs, owner=owner.name, clock=clock, dead=owner.dead)
     engine = Engine(config, sessions, use_execute=settings.use_execute, clock=clock,
                     deliverer=deliverer, timers=timers)
     desk = Desk(engine, sessions, AgentStore(docs), timers, clock=clock,
@@ -275,7 +283,7 @@ def create_app(
     runner = TimerRunner(timers, routing.on_timer, interval=settings.timer_interval or 1.0)
     recovery = Recovery(engine, deliverer, clock=clock)
     sweep_lease = SweepLease(docs, owner.name, seconds=max(5.0, settings.sweep_interval * 2),
-                             clock=clock)
+                             clock=clock, dead=owner.dead)
     bot = HelpDeskBot(engine, sessions, recovery, AgentDesk(routing))
     loops: list[asyncio.Task] = []
 
@@ -288,6 +296,7 @@ def create_app(
     app[ROUTING] = routing
     app[RECOVERY] = recovery
     app[DELIVERER] = deliverer
+    app[OUTBOUND] = adapter.outbound
 
     async def messages(request: web.Request) -> web.Response:
         return await adapter.process(request, bot)

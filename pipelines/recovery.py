@@ -88,11 +88,13 @@ class SweepLease:
     """One instance sweeps at a time: a lease document, taken If-Match."""
 
     def __init__(self, docs: DocumentStore, owner: str, *, seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 dead: Callable[[str], bool] = lambda owner: False) -> None:
         self.docs = docs
         self.owner = owner
         self.seconds = seconds
         self.clock = clock
+        self.dead = dead
 
     async def take(self) -> bool:
         now = self.clock()
@@ -102,7 +104,10 @@ class SweepLease:
             if doc is None:
                 await self.docs.create(CONFIG, SWEEP_LEASE_ID, SWEEP_LEASE_ID, body)
                 return True
-            if doc.body.get("owner") != self.owner and float(doc.body.get("until", 0)) > now:
+            holder = str(doc.body.get("owner", ""))
+            if holder != self.owner and float(doc.body.get("until", 0)) > now and not (
+                self.dead(holder)
+            ):
                 return False
             await self.docs.replace(CONFIG, SWEEP_LEASE_ID, SWEEP_LEASE_ID, body, doc.etag)
             return True

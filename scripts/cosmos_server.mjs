@@ -21,6 +21,8 @@
 //  3. A query scoped to a prefix of a hierarchical partition key (the department, for
 //     /tenantId then /sessionId) is accepted when its WHERE clause names the first level. The
 //     package demanded every level, which a prefix query cannot name.
+//  4. An ORDER BY on several fields is served by a composite index in its own order or in
+//     the exact reverse, as on real Cosmos DB. The package accepted only its own order.
 //
 // With COSMOS_SERVER_RECORD=FILE set, every request's method, path and partition-key header
 // is appended to FILE as one JSON line: the tests read it to check that the SDK sends the
@@ -87,6 +89,20 @@ const queryPrototype = Object.getPrototypeOf(cosmosQuery.default("SELECT * FROM 
 const containsPartitionKeys = queryPrototype.containsPartitionKeys;
 queryPrototype.containsPartitionKeys = function firstLevel(paths) {
   return containsPartitionKeys.call(this, paths.slice(0, 1));
+};
+
+const queryHelpers = requireFromServer("@zeit/cosmosdb-query/lib/helpers");
+const sortItems = queryHelpers.sort;
+queryHelpers.sort = (collection, getRid, compositeIndexes, ...orders) => {
+  if (orders.length > 1 && compositeIndexes) {
+    const flip = (order) => (order === "ascending" ? "descending" : "ascending");
+    const both = compositeIndexes.flatMap((group) => [
+      group,
+      group.map((index) => ({ ...index, order: flip(index.order ?? "ascending") })),
+    ]);
+    return sortItems(collection, getRid, both, ...orders);
+  }
+  return sortItems(collection, getRid, compositeIndexes, ...orders);
 };
 
 const { createHttpsServer } = require("@vercel/cosmosdb-server");

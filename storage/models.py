@@ -272,6 +272,9 @@ class ConversationPointer(BaseModel):
     session_id: str
     tenant_id: str
     moved_at: float = 0.0
+    # who moved it (a process, as delivery names owners): a start by a process known dead
+    # is not waited for
+    moved_by: str | None = None
     updated_at: str = Field(default_factory=utcnow)
     etag: str | None = Field(default=None, exclude=True)
 

@@ -80,9 +80,14 @@ class SessionStore:
         clock: Callable[[], float] = time.time,
         lease_seconds: float = 30.0,
         retention_days: float = DEFAULT_RETENTION_DAYS,
+        owner: str = "",
+        dead: Callable[[str], bool] = lambda owner: False,
     ) -> None:
         self.docs = docs
         self.clock = clock
+        # this process, and how to tell a process known to be dead (pipelines/delivery.py)
+        self.owner = owner
+        self.dead = dead
         self.lease_seconds = lease_seconds
         self.retention_seconds = max(1, int(retention_days * 86_400))
         self._where: OrderedDict[str, _Seen] = OrderedDict()
@@ -132,7 +137,7 @@ class SessionStore:
             if session is None or session.id != pointer.session_id:
                 session = await self.get(pointer.tenant_id, pointer.session_id)
             if session is None:
-                if self.clock() - pointer.moved_at < self.lease_seconds:
+                if self._starting(pointer):
                     raise StartInProgress(f"{conversation_id}: session {pointer.session_id} "
                                           f"is being started")
                 return None
@@ -214,10 +219,12 @@ class SessionStore:
         return [Session.model_validate(d.body).model_copy(update={"etag": d.etag}) for d in docs]
 
     async def owing(self, limit: int = 100) -> list[Session]:
-        """Sessions owing messages whose earliest lease has run out (the sweep's work)."""
+        """Sessions owing messages, earliest lease first (the sweep's work: it claims those
+        whose lease ran out or whose owner died). Only messages in flight are owed, so this
+        stays short whatever the history."""
         docs = await self.docs.query(
             TENANT_DATA, None, {"type": "session", "pending": True},
-            at_most={"pending_until": self.clock()}, order_by="pending_until", limit=limit,
+            order_by="pending_until", limit=limit,
         )
         return [Session.model_validate(d.body).model_copy(update={"etag": d.etag}) for d in docs]
 
@@ -240,13 +247,14 @@ class SessionStore:
             current = await self.get(pointer.tenant_id, pointer.session_id)
             if current is not None and current.state.live:
                 raise SessionConflict(f"{conversation_id} already has session {current.id}")
-            if current is None and self.clock() - pointer.moved_at < self.lease_seconds:
+            if current is None and self._starting(pointer):
                 raise StartInProgress(f"{conversation_id} is being started")
         moved = ConversationPointer(
             conversation_id=conversation_id,
             session_id=session.id,
             tenant_id=session.tenant_id,
             moved_at=self.clock(),
+            moved_by=self.owner or None,
         )
         try:
             if pointer is None:
@@ -339,7 +347,7 @@ class SessionStore:
         etag = seen.pointer_etag if seen and seen.session_id == old_session_id else None
         moved = ConversationPointer(
             conversation_id=conversation_id, session_id=new.id, tenant_id=new.tenant_id,
-            moved_at=self.clock(),
+            moved_at=self.clock(), moved_by=self.owner or None,
         )
         for _ in range(5):
             if etag is None:
@@ -359,6 +367,13 @@ class SessionStore:
             self.remember(new, doc.etag)
             return
         raise SessionConflict(f"pointer of {conversation_id} kept changing")
+
+    def _starting(self, pointer: ConversationPointer) -> bool:
+        """A pointer to a session not written yet: a start under way, unless its process
+        is known dead or it is older than a lease (then it died: start again)."""
+        if pointer.moved_by and pointer.moved_by != self.owner and self.dead(pointer.moved_by):
+            return False
+        return self.clock() - pointer.moved_at < self.lease_seconds
 
     def remember(self, session: Session, pointer_etag: str | None = None) -> None:
         seen = self._where.get(session.conversation_id)

@@ -113,9 +113,13 @@ class TimerStore:
         clock: Callable[[], float] = time.time,
         lease_seconds: float = 60.0,
         max_attempts: int = 5,
+        dead: Callable[[str], bool] = lambda owner: False,
     ) -> None:
         self.docs = docs
         self.owner = owner
+        # whether a lease's owner is known to be dead (an earlier process of this same
+        # instance): its timers need not wait for the lease to run out
+        self.dead = dead
         self.clock = clock
         self.lease_seconds = float(lease_seconds)
         self.max_attempts = max_attempts
@@ -178,7 +182,7 @@ class TimerStore:
                 limit=limit - len(out),
             )
             timers = [Timer.from_document(d) for d in docs]
-            out.extend(t for t in timers if not t.leased(now))
+            out.extend(t for t in timers if not self._held(t, now))
             if bucket == self._cursor and bucket < current and not timers:
                 # nothing due is left in a past bucket: nothing will be (timers are not
                 # scheduled into the past), so the poll need not read it again
@@ -191,7 +195,7 @@ class TimerStore:
         if timer.etag is None:
             raise ValueError("claim needs the timer as read from the store (with its ETag)")
         now = self.clock()
-        if timer.leased(now):
+        if self._held(timer, now):
             return None  # read after someone claimed it
         claimed = timer.model_copy(
             update={
@@ -206,6 +210,9 @@ class TimerStore:
         except (PreconditionFailed, NotFound):
             return None
         return Timer.from_document(doc)
+
+    def _held(self, timer: Timer, now: float) -> bool:
+        return timer.leased(now) and not self.dead(timer.lease_owner or "")
 
     async def finish(self, timer: Timer) -> None:
         """Delete the fired timer, unless it was changed meanwhile."""

@@ -28,10 +28,15 @@ class BotServer:
     app: web.Application | None = None
     http: aiohttp.ClientSession | None = None
     clock: Any = None
+    # middlewares to add in front of the app's own (the fault harness turns a kill into a
+    # dropped connection)
+    middlewares: list[Any] = field(default_factory=list)
 
     async def start(self) -> BotServer:
-        extra = {"clock": self.clock} if self.clock is not None else {}
+        extra: dict[str, Any] = {"clock": self.clock} if self.clock is not None else {}
+        extra["config"] = loaded(self.settings.config_path)
         self.app = switchboard_app.create_app(self.settings, docs=self.docs, **extra)
+        self.app.middlewares[:0] = self.middlewares
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -68,6 +73,20 @@ class BotServer:
                 return resp.status, json.loads(body) if body else None
             except ValueError:
                 return resp.status, body
+
+
+_LOADED: dict[tuple[str, float], Any] = {}
+
+
+def loaded(path: str) -> Any:
+    """A config file loaded once per test run (and again when it changes): starting a bot
+    then costs milliseconds, not the checking of every card against the schema."""
+    from pipelines.loader import load_config
+
+    key = (str(Path(path).resolve()), Path(path).stat().st_mtime)
+    if key not in _LOADED:
+        _LOADED[key] = load_config(path)[0]
+    return _LOADED[key]
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> switchboard_app.Settings:

@@ -113,3 +113,11 @@ def install(user: TeamsUser, service_url: str) -> dict[str, Any]:
     activity["membersAdded"] = [{"id": BOT["id"]}]
     activity["channelData"]["eventType"] = "teamMemberAdded"
     return activity
+
+
+def installation_update(user: TeamsUser, service_url: str) -> dict[str, Any]:
+    """Teams also sends installationUpdate (action add) when a user installs a personal app:
+    a bot gets both events for one install."""
+    activity = _base(user, service_url, "installationUpdate")
+    activity["action"] = "add"
+    return activity

@@ -35,14 +35,26 @@ class Chat:
 
     async def focused_chat(self, agent_id: str) -> Session:
         """The chat an agent's typed messages go to; Refused when there is none."""
+        session, _ = await self._focus(agent_id, None)
+        assert session is not None
+        return session
+
+    async def _focus(self, agent_id: str, key: str | None) -> tuple[Session | None, bool]:
+        """The agent's focused chat, and whether it already handled the activity `key` (a
+        redelivery: what it did is done; only the agent's release may be left, and then
+        the session is returned for it)."""
         desk = self.desk
         record = await desk.agents.get(agent_id)
+        if record is not None and record.saw(key):
+            return None, True  # done, agent released too
         if record is not None and record.focus is not None:
             focus = record.focus
             session = await desk.sessions.get(focus.tenant_id, focus.session_id)
+            if session is not None and key is not None and session.saw(key):
+                return session, True
             if connected_to(session, agent_id):
                 assert session is not None
-                return session
+                return session, False
             await desk.release(agent_id, focus.session_id)
         raise Refused("You have no open chat. Type **waiting** to see who is waiting.")
 
@@ -66,7 +78,9 @@ class Chat:
                                       default=self.desk.default_record(agent_id))
 
     async def relay_from_agent(self, agent_id: str, text: str, *, key: str | None = None) -> None:
-        session = await self.focused_chat(agent_id)
+        session, done = await self._focus(agent_id, key)
+        if done or session is None:
+            return
         name = session.agent.agent_name if session.agent else "Agent"
 
         async def step(turn: Turn) -> Outcome | None:
@@ -83,7 +97,11 @@ class Chat:
     async def end_chat(self, agent_id: str, *, key: str | None = None) -> None:
         """The agent ends the chat: the guest goes on with the stage's `next`. The agent's
         "ended" line is a message recorded with the rest."""
-        session = await self.focused_chat(agent_id)
+        session, done = await self._focus(agent_id, key)
+        if done or session is None:  # ended already: what may be left is freeing the agent
+            if session is not None:
+                await self.desk.release(agent_id, session.id, key)
+            return
         stage = self.desk.stage_of(session)
         assert isinstance(stage, ConnectToAgentStage)
 
@@ -98,14 +116,17 @@ class Chat:
             _disconnect(turn)
             return Goto(stage.next)
 
-        result = await self.desk.engine.act(session.tenant_id, session.id, step, key=key)
-        if "duplicate" not in result.events:
-            await self.desk.release(agent_id, session.id)
+        await self.desk.engine.act(session.tenant_id, session.id, step, key=key)
+        await self.desk.release(agent_id, session.id, key)
 
     async def transfer_chat(self, agent_id: str, target_text: str, *,
                             key: str | None = None) -> None:
         desk = self.desk
-        session = await self.focused_chat(agent_id)
+        session, done = await self._focus(agent_id, key)
+        if done or session is None:
+            if session is not None:
+                await desk.release(agent_id, session.id, key)
+            return
         target = desk.config.find_tenant(target_text)
         names = ", ".join(t.name for t in desk.config.tenants if t.enabled)
         if target is None or not target.enabled:
@@ -126,9 +147,8 @@ class Chat:
             return Transfer(target.id, template=template, by=f"agent:{agent_id.casefold()}",
                             by_name=agent.agent_name)
 
-        result = await desk.engine.act(session.tenant_id, session.id, step, key=key)
-        if "duplicate" not in result.events:
-            await desk.release(agent_id, session.id)
+        await desk.engine.act(session.tenant_id, session.id, step, key=key)
+        await desk.release(agent_id, session.id, key)
 
     async def agent_left(self, agent_id: str, session: Session) -> None:
         """The agent went offline or left mid-chat: tell the guest, search again."""

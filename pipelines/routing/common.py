@@ -75,12 +75,19 @@ class Desk:
 
         return make
 
-    async def release(self, agent_id: str, session_id: str) -> AgentRecord | None:
-        """The agent no longer has this chat (after the session's write that says so)."""
+    async def release(self, agent_id: str, session_id: str,
+                      key: str | None = None) -> AgentRecord | None:
+        """The agent no longer has this chat (after the session's write that says so).
+
+        `key`: the agent's activity that ended it, recorded as handled here too, so that
+        its redelivery, finding no chat, knows it was done rather than refusing it."""
 
         def change(r: AgentRecord) -> AgentRecord | None:
-            if not r.has(session_id) and (r.focus is None or r.focus.session_id != session_id):
+            holds = r.has(session_id) or (r.focus is not None
+                                          and r.focus.session_id == session_id)
+            if not holds and (key is None or r.saw(key)):
                 return None
+            r.mark_seen(key)
             r.chats = [c for c in r.chats if c.session_id != session_id]
             if r.focus is not None and r.focus.session_id == session_id:
                 r.focus = r.chats[-1] if r.chats else None

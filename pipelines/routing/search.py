@@ -92,7 +92,10 @@ class Search:
             return await self._fire(turn, timer)
 
         try:
-            await self.desk.engine.act(timer.tenant_id, timer.session_id, step)
+            # the timer is recorded as handled in the write of its effect: fired twice (a
+            # crash before `finish`, a lease outlived), it finds itself done
+            await self.desk.engine.act(timer.tenant_id, timer.session_id, step,
+                                       key=f"timer:{timer.key}")
         except (NothingToDo, LookupError):
             return
 
@@ -175,6 +178,12 @@ class Search:
                 return
             fresh = [c for c in candidates if c.agent_id not in routing.tried]
             new_round = not fresh
+            if new_round:
+                # everyone was tried: again, from the one offered this chat longest ago
+                # (the session's own record: the same choice after any crash)
+                order = {agent: i for i, agent in enumerate(routing.tried)}
+                candidates = sorted(candidates,
+                                    key=lambda r: (r.load(), order.get(r.agent_id, -1)))
             targets = (fresh or candidates)[:1]
         if not targets:
             log.info("no agent to offer the chat to", extra={"session": session.id,
