@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ class Sent:
     # "post", "reply" or "update"
     how: str
     activity_id: str
+    # when the connector got it (time.monotonic())
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def text(self) -> str | None:
@@ -91,6 +94,8 @@ class Connector:
     retry_after: str = "0.05"
     refused: int = 0
     _transports: set[int] = field(default_factory=set)
+    # seconds the connector takes to answer a post to these conversations (slow Teams)
+    slow: dict[str, float] = field(default_factory=dict)
 
     @property
     def connections(self) -> int:
@@ -114,6 +119,9 @@ class Connector:
     async def _record(self, request: web.Request, how: str) -> web.Response:
         activity = await request.json()
         self._transports.add(id(request.transport))
+        delay = self.slow.get(request.match_info["conversation_id"])
+        if delay:
+            await asyncio.sleep(delay)
         if self.failures:
             failure = self.failures.pop(0)
             if isinstance(failure, int):

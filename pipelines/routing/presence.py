@@ -33,6 +33,7 @@ class Presences:
         greet: list[bool] = []
 
         def change(r: AgentRecord) -> AgentRecord | None:
+            greet.clear()  # a retried update decides afresh on what it read
             update: dict[str, Any] = {}
             if r.reference != reference:
                 update["reference"] = reference
@@ -59,6 +60,7 @@ class Presences:
         duplicate: list[bool] = []
 
         def change(r: AgentRecord) -> AgentRecord | None:
+            duplicate.clear()  # a retried update decides afresh on what it read
             if r.saw(key):
                 duplicate.append(True)
                 return None
