@@ -275,6 +275,44 @@ def test_simulate_timeout_and_stop_button():
     assert "IT Support [ended]" in result.stdout
 
 
+RATING_DESK = """
+primary_tenant: desk
+tenants:
+  - id: desk
+    name: Desk
+    primary_pipeline: p
+    pipelines:
+      - id: p
+        stages:
+          - {key: rate, action: feedback, next: done}
+          - key: done
+            action: end
+            state: resolved
+            template: {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Rated ${Feedback.Rating}.", "wrap": true}]}
+"""
+
+
+@pytest.mark.parametrize("typed, rating", [("5", "5"), ("1", "1"), ("4", "4")])
+def test_simulate_a_typed_number_at_the_rating_card_is_that_rating(tmp_path, typed, rating):
+    config = tmp_path / "desk.yaml"
+    config.write_text(RATING_DESK)
+    result = cli("simulate", str(config), input=f"{typed}\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # the options are keyed by their own numbers, so what is shown is what typing does
+    assert "[5] 5 - Excellent" in out and "[1] 1 - Poor" in out
+    assert f"(pressed [{typed}] {typed} - " in out
+    assert f"bot> Rated {rating}." in out
+
+
+def test_simulate_a_long_number_is_text_not_an_option(tmp_path):
+    config = tmp_path / "desk.yaml"
+    config.write_text(RATING_DESK)
+    result = cli("simulate", str(config), input="5" * 50 + "\nskip\n")
+    assert result.returncode == 0, result.stderr
+    assert "pressed" not in result.stdout and "Traceback" not in result.stderr
+
+
 def test_simulate_mistakes(tmp_path):
     result = cli("simulate", str(DESK), "--tenant", "payroll", input="")
     assert result.returncode == 2
