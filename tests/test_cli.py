@@ -452,6 +452,52 @@ async def test_sessions_show(store):
     assert "no session 'nope'" in result.stderr
 
 
+async def test_sessions_show_takes_the_short_ids_it_prints(store):
+    db, ids = store
+    result = store_cli(db, "sessions", "show", ids["Ada"])
+    chat_line = next(line for line in result.stdout.splitlines()
+                     if line.startswith("Sessions of this chat: "))
+    short = f"{ids['Ada-first'][:8]}.."
+    assert short in chat_line
+    for typed in (short, ids["Ada-first"][:8], ids["Ada-first"][:4]):
+        result = store_cli(db, "sessions", "show", typed)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Session {ids['Ada-first']}\n")
+    result = store_cli(db, "sessions", "show", ids["Ada-first"][:3])
+    assert result.returncode == 1 and "give at least 4 characters" in result.stderr
+
+
+async def test_sessions_show_an_ambiguous_short_id_lists_the_candidates(store):
+    from storage.embedded import EmbeddedStore
+
+    db, ids = store
+    docs = EmbeddedStore(db)
+    await docs.open()
+    original = await docs.read("tenant_data", "front", ids["Bo"])
+    twin_id = ids["Bo"][:6] + "0" * 26
+    body = {k: v for k, v in original.body.items() if k not in ("id", "tenantId", "_etag")}
+    await docs.create("tenant_data", "front", twin_id, {**body, "id": twin_id})
+    await docs.close()
+    result = store_cli(db, "sessions", "show", ids["Bo"][:6])
+    assert result.returncode == 2
+    assert f"'{ids['Bo'][:6]}' is the start of 2 session ids" in result.stderr
+    assert ids["Bo"] in result.stderr and twin_id in result.stderr
+    assert store_cli(db, "sessions", "show", ids["Bo"][:7]).returncode == 0
+
+
+async def test_sessions_an_unknown_tenant_is_a_usage_error(store):
+    db, _ = store
+    for command in (["list"], ["show", "abcdef"]):
+        result = store_cli(db, "sessions", *command, "--tenant", "nope")
+        assert result.returncode == 2, result.stdout
+        assert ("unknown tenant 'nope': the configuration has front, hr, it, and the store has "
+                "no sessions of 'nope'") in result.stderr
+        assert result.stdout == ""
+    # a tenant known to the configuration but without sessions is simply empty
+    result = store_cli(db, "sessions", "list", "--tenant", "it")
+    assert result.returncode == 0 and result.stdout == "IT Support (it): 0 sessions\n"
+
+
 def test_sessions_without_a_store(tmp_path):
     result = cli("sessions", "list", SWITCHBOARD_DB_PATH=str(tmp_path / "missing.sqlite3"),
                  SWITCHBOARD_CONFIG=str(DESK))
