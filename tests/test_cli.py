@@ -192,6 +192,16 @@ def test_draw_other_formats_and_mistakes(tmp_path):
     assert not (tmp_path / "b.svg").exists()
 
 
+def test_draw_labels_a_condition_edge_with_its_when(tmp_path):
+    result = cli("config", "draw", str(EXAMPLE), "-o", str(tmp_path / "example.dot"))
+    assert result.returncode == 0, result.stderr
+    dot = (tmp_path / "example.dot").read_text()
+    assert ('"hr/hr-intake/route" -> "hr/hr-intake/talk" '
+            '[label="Answers.HrTopic == \'Something else\'"]') in dot
+    assert '"hr/hr-intake/route" -> "hr/hr-intake/summary" [label=otherwise]' in dot
+    assert "branches." not in dot
+
+
 def test_docs_drawing_is_the_example_as_it_is_now(tmp_path):
     """docs/example-config.svg shows examples/helpdesk.yaml as `config draw` draws it today.
     Compared by what it shows (clusters, nodes, edges, texts), not byte for byte."""
