@@ -298,7 +298,8 @@ tenants:
           - key: done
             action: end
             state: resolved
-            template: {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Rated ${Feedback.Rating}.", "wrap": true}]}
+            template: {"type": "AdaptiveCard", "version": "1.5",
+                       "body": [{"type": "TextBlock", "text": "Rated ${Feedback.Rating}."}]}
 """
 
 
