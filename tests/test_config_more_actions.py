@@ -311,8 +311,8 @@ def test_business_hours_closed_template_settings(tmp_path: Path) -> None:
                 "`closed_template` (a card to send while closed, keeping the chat here)",
         where + "'h3': `reopened` goes with `closed_template`: with `closed` nobody waits",
     ]
-    assert any(p.startswith(where + "'h4': `closed_template`") and "file not found" in p
-               for p in found), found
+    assert ("template nope.json: file not found: check the path (relative to the config file) "
+            "(used by " + where + "'h4' `closed_template`)") in found
     assert any(p.startswith(where + "'h5': `closed_template`") and "'Tenant.NextOpen'" in p
                for p in found), found
     assert not any("'h':" in p for p in found), found
