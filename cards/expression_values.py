@@ -131,10 +131,15 @@ def js_number(value: float) -> str:
     if value == 0:
         return "0"
     sign = "-" if value < 0 else ""
-    _, digits_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(map(str, digits_tuple))
+    # repr gives the shortest digits that round-trip; Decimal(text) reads them exactly (no
+    # context rounding, unlike normalize(), which follows whatever precision is set)
+    _, digits_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
+    all_digits = "".join(map(str, digits_tuple))
+    digits = all_digits.rstrip("0") or "0"
+    exponent = int(exponent) + len(all_digits) - len(digits)
+    digits = digits.lstrip("0") or "0"
     k = len(digits)
-    n = int(exponent) + k  # the decimal point sits after n digits
+    n = exponent + k  # the decimal point sits after n digits
     if k <= n <= 21:
         return sign + digits + "0" * (n - k)
     if 0 < n <= 21:

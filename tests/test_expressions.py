@@ -299,3 +299,12 @@ def test_parse_never_raises_anything_but_expression_error(text):
     except ExpressionError:
         return
     expr.evaluate(VALUES)  # and evaluation never raises
+
+
+def test_format_value_does_not_depend_on_the_decimal_context():
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.prec = 5  # another library may lower it: our numbers must not follow
+        assert format_value(0.1 + 0.2) == "0.30000000000000004"
+        assert format_value(123456.789) == "123456.789"

@@ -317,6 +317,21 @@ def test_the_corpus_makes_valid_cards():
             assert validate_card(bound) == [], name
 
 
+def test_numbers_are_written_as_javascript_writes_them():
+    """1,000 numbers of every magnitude, written by format_value and by Node's String()."""
+    import random
+
+    rng = random.Random(12)
+    numbers = [rng.choice([1, -1]) * rng.random() * 10 ** rng.randint(-12, 25)
+               for _ in range(1000)] + [0.1 + 0.2, 1e21, 1e-7, 5e-324, 2**53, -0.0]
+    script = "let s='';process.stdin.on('data',c=>s+=c).on('end',()=>" \
+             "console.log(JSON.stringify(JSON.parse(s).map(String))))"
+    node = subprocess.run([shutil.which("node") or "node", "-e", script],
+                          input=json.dumps(numbers), capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert [format_value(n) for n in numbers] == json.loads(node.stdout)
+
+
 def test_a_scalar_alone_in_a_text_property_is_text_here(microsoft):
     """Difference 1: Microsoft keeps the value's type; Teams shows no number where the schema
     wants text, so here it is written as Microsoft writes it inside a longer text."""
