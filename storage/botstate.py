@@ -117,8 +117,8 @@ def _set_etag(item: Any, etag: str) -> None:
     if isinstance(item, dict):
         item["e_tag"] = etag
     else:
-        # an immutable value (str, tuple...) has nothing to update
-        with contextlib.suppress(AttributeError):
+        # an immutable value (str, an enum, a pydantic model without e_tag) has nothing to update
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
             item.e_tag = etag
 
 
@@ -147,7 +147,7 @@ def _item(key: str, doc: Document) -> Any:
         item["e_tag"] = doc.etag
     elif not isinstance(item, str | int | float | bool | list | tuple | set | frozenset) \
             and item is not None:
-        with contextlib.suppress(AttributeError):
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
             item.e_tag = doc.etag
     return item
 

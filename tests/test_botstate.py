@@ -179,6 +179,12 @@ class Answer(BaseModel):
     value: int
 
 
+@register_state_class
+class Rated(BaseModel):
+    question: str
+    value: int
+
+
 async def test_an_unregistered_class_is_refused_when_written_and_nothing_is_written(docs):
     storage = DocumentBotStorage(docs)
     for bad in (NotRegistered(), Colour.RED, Answer(question="q", value=1)):
@@ -189,10 +195,26 @@ async def test_an_unregistered_class_is_refused_when_written_and_nothing_is_writ
 
 
 async def test_a_registered_pydantic_model_is_validated_when_read(docs):
-    register_state_class(Answer, "tests.Answer")
     storage = DocumentBotStorage(docs)
-    await storage.write({"k": {"answer": Answer(question="q", value=1)}})
-    assert (await storage.read(["k"]))["k"]["answer"] == Answer(question="q", value=1)
+    await storage.write({"k": {"answer": Rated(question="q", value=1)}})
+    assert (await storage.read(["k"]))["k"]["answer"] == Rated(question="q", value=1)
+    # what is stored is validated when read: a tampered value is refused, not built
+    doc_id = encode_key("k")
+    doc = await docs.read("botstate", doc_id, doc_id)
+    body = {k: v for k, v in doc.body.items() if k not in ("id", "stateKey", "_etag")}
+    body["document"]["answer"]["$state"]["value"] = "not a number"
+    await docs.upsert("botstate", doc_id, doc_id, body)
+    with pytest.raises(ValueError, match="botstate key 'k'"):
+        await storage.read(["k"])
+
+
+async def test_a_registered_object_at_the_top_level_round_trips(docs):
+    """A pydantic model cannot take an e_tag attribute: it is stored and read all the same."""
+    storage = DocumentBotStorage(docs)
+    await storage.write({"k": Rated(question="q", value=2), "c": Choice("IT")})
+    got = await storage.read(["k", "c"])
+    assert got["k"] == Rated(question="q", value=2)
+    assert isinstance(got["c"], Choice) and got["c"].value == "IT" and got["c"].e_tag
 
 
 def test_register_state_class_refuses_what_it_cannot_keep():
