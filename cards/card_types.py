@@ -55,6 +55,14 @@ def _alternatives(node: Slot, depth: int = 0) -> list[dict[str, Any]]:
     return found
 
 
+# The schema's nodes live as long as the process (`schema_definitions` is cached), so answers
+# about them are kept by the node's id: binding a card asks the same questions every time.
+_SLOT_TYPES: dict[int, frozenset[str]] = {}
+_ITEMS: dict[int, Slot] = {}
+_PROPERTIES: dict[tuple[int, str], Slot] = {}
+_OBJECTS: dict[int, dict[str, Any] | None] = {}
+
+
 def card_slot() -> Slot:
     return _definitions()["AdaptiveCard"]
 
@@ -74,20 +82,35 @@ def object_definition(obj: dict[str, Any], slot: Slot) -> dict[str, Any] | None:
     kind = obj.get("type")
     if isinstance(kind, str) and kind in _typed():
         return _typed()[kind]
+    if id(slot) not in _OBJECTS:
+        _OBJECTS[id(slot)] = _untyped_definition(slot)
+    return _OBJECTS[id(slot)]
+
+
+def _untyped_definition(slot: Slot) -> dict[str, Any] | None:
     candidates = [n for n in _alternatives(slot) if isinstance(n.get("properties"), dict)
                   and n.get("type", "object") == "object"]
     return candidates[0] if len(candidates) == 1 else None
 
 
-def property_slot(definition: dict[str, Any] | None, key: str, depth: int = 0) -> Slot:
+def property_slot(definition: dict[str, Any] | None, key: str) -> Slot:
     """The schema of `key` in `definition` (looking into the bases it extends)."""
+    if definition is None:
+        return None
+    cache_key = (id(definition), key)
+    if cache_key not in _PROPERTIES:
+        _PROPERTIES[cache_key] = _property(definition, key)
+    return _PROPERTIES[cache_key]
+
+
+def _property(definition: dict[str, Any] | None, key: str, depth: int = 0) -> Slot:
     if definition is None or depth > 8:
         return None
     prop = definition.get("properties", {}).get(key)
     if prop:  # `{}` means "declared in a base definition"
         return prop
     for base in definition.get("allOf", []):
-        found = property_slot(_deref(base), key, depth + 1)
+        found = _property(_deref(base), key, depth + 1)
         if found:
             return found
     return None
@@ -95,15 +118,22 @@ def property_slot(definition: dict[str, Any] | None, key: str, depth: int = 0) -
 
 def item_slot(slot: Slot) -> Slot:
     """The schema of the items of the list at `slot`."""
-    for node in _alternatives(slot):
-        if node.get("type") == "array" and isinstance(node.get("items"), dict):
-            return node["items"]
-    return None
+    if id(slot) not in _ITEMS:
+        _ITEMS[id(slot)] = next(
+            (node["items"] for node in _alternatives(slot)
+             if node.get("type") == "array" and isinstance(node.get("items"), dict)), None)
+    return _ITEMS[id(slot)]
 
 
 def slot_types(slot: Slot) -> frozenset[str]:
     """The JSON types the schema allows at `slot` ("string", "number", "boolean", "object",
     "array", "null"); empty when the schema says nothing."""
+    if id(slot) not in _SLOT_TYPES:
+        _SLOT_TYPES[id(slot)] = _types(slot)
+    return _SLOT_TYPES[id(slot)]
+
+
+def _types(slot: Slot) -> frozenset[str]:
     types: set[str] = set()
     for node in _alternatives(slot):
         kind = node.get("type")
