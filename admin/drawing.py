@@ -14,6 +14,7 @@ from typing import Any
 
 import graphviz
 
+from pipelines.actions.condition import expression_text
 from pipelines.config import StageConfig, SwitchboardConfig, TenantConfig
 
 FONT = "Helvetica"
@@ -33,6 +34,12 @@ SHAPES = {
     "connect_to_agent": {"shape": "box", "style": "rounded,filled", "fillcolor": "#E1F5FE"},
 }
 _TIMER_FIELD = re.compile(r"(timeout|wait|every|delay|after)", re.IGNORECASE)
+_BRANCH = re.compile(r"branches\.(\d+)\.next")
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def node_id(tenant_id: str, pipeline_id: str, stage_key: str) -> str:
@@ -81,10 +88,17 @@ def _node_label(stage: StageConfig) -> str:
 
 
 def edge_label(stage: StageConfig, label: str) -> str:
-    """How an edge out of `stage` is labelled: menu choices by title, timeouts with their time;
-    a plain `next` is unlabelled unless the stage has other ways out."""
+    """How an edge out of `stage` is labelled: menu choices by title, a condition's branches by
+    their `when`, timeouts with their time; a plain `next` is unlabelled unless the stage has
+    other ways out."""
     if label == "next":
         return "next" if len(stage.targets()) > 1 else ""
+    if (branch := _BRANCH.fullmatch(label)) and getattr(stage, "branches", None):
+        branches = stage.branches
+        index = int(branch.group(1))
+        when = getattr(branches[index], "when", None) if index < len(branches) else None
+        if isinstance(when, str):
+            return _shorten(expression_text(when), 60)
     if label.startswith("choice "):
         wanted = label.removeprefix("choice ")
         for choice in getattr(stage, "choices", None) or []:

@@ -26,6 +26,8 @@ TRANSFER_KEYS = tuple(
 
 ConfigOption = Annotated[str | None, typer.Option(
     "--config", help="The tenants' configuration [SWITCHBOARD_CONFIG].")]
+MIN_PREFIX = 4  # a shorter start of an id matches too much to be what was meant
+
 DbOption = Annotated[str | None, typer.Option(
     "--db", help="The embedded store's file [SWITCHBOARD_DB_PATH].")]
 
@@ -42,6 +44,34 @@ def _tenant_names(config_path: str | None) -> dict[str, str]:
             f"showing what the store has")
         return {}
     return {t.id: t.name for t in config.tenants}
+
+
+async def _check_tenant(docs: Any, tenant: str | None, names: dict[str, str]) -> None:
+    """A --tenant that neither the configuration nor the store knows is a usage error.
+
+    A tenant removed from the configuration whose sessions are still stored is fine.
+    """
+    if tenant is None or not names or tenant in names:
+        return
+    from storage.sessions import TENANT_DATA
+
+    if await docs.query(TENANT_DATA, tenant, {"type": "session"}, limit=1):
+        return
+    raise fail(f"unknown tenant {tenant!r}: the configuration has {', '.join(names)}, and the "
+               f"store has no sessions of {tenant!r}", USAGE)
+
+
+async def _sessions_starting_with(docs: Any, tenant: str | None, prefix: str) -> list[Any]:
+    """Sessions whose id starts with `prefix` (the short ids `show` prints, like `881d4693..`).
+
+    The store has no prefix query: this reads the sessions of the tenant (of every tenant
+    without --tenant) and filters them here, which an admin's occasional look can afford.
+    """
+    from storage.models import Session
+    from storage.sessions import TENANT_DATA
+
+    found = await docs.query(TENANT_DATA, tenant, {"type": "session"})
+    return [Session.model_validate(d.body) for d in found if d.id.startswith(prefix)]
 
 
 def _states(value: str | None) -> list[Any]:
@@ -90,6 +120,7 @@ def list_sessions(
 
     async def go() -> int:
         async with open_store(db) as docs:
+            await _check_tenant(docs, tenant, names)
             store = SessionStore(docs)
             tenants: list[str | None] = [tenant] if tenant else (list(names) or [None])
             shown = 0
@@ -155,7 +186,8 @@ def _entry_lines(entry) -> list[str]:
 
 @app.command()
 def show(
-    session_id: Annotated[str, typer.Argument(help="The session's id (from `sessions list`).")],
+    session_id: Annotated[str, typer.Argument(
+        help="The session's id (from `sessions list`), or its first characters (at least 4).")],
     tenant: Annotated[str | None, typer.Option(
         help="The session's tenant (faster; default: look in every tenant).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON.")] = False,
@@ -170,23 +202,41 @@ def show(
 
     names = _tenant_names(config)
 
-    async def find(docs: DocumentStore, store: SessionStore) -> Session | None:
+    wanted = session_id.strip().rstrip(".")  # `show` prints short ids as "881d4693.."
+
+    async def exact(docs: DocumentStore, store: SessionStore) -> Session | None:
         for tenant_id in [tenant] if tenant else list(names):
-            session = await store.get(tenant_id, session_id)
+            session = await store.get(tenant_id, wanted)
             if session is not None:
                 return session
         if tenant:
             return None
-        found = await docs.query(TENANT_DATA, None, {"type": "session", "id": session_id})
+        found = await docs.query(TENANT_DATA, None, {"type": "session", "id": wanted})
         return Session.model_validate(found[0].body) if found else None
+
+    async def find(docs: DocumentStore, store: SessionStore) -> Session | None:
+        session = await exact(docs, store) if wanted else None
+        if session is not None or len(wanted) < MIN_PREFIX:
+            return session
+        matches = await _sessions_starting_with(docs, tenant, wanted)
+        if len(matches) > 1:
+            shown = ", ".join(f"{s.id} ({s.tenant_id})" for s in matches[:5])
+            more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+            raise fail(f"{session_id!r} is the start of {len(matches)} session ids: {shown}"
+                       f"{more}; give more of the id", USAGE)
+        return matches[0] if matches else None
 
     async def go() -> None:
         async with open_store(db) as docs:
+            await _check_tenant(docs, tenant, names)
             store = SessionStore(docs)
             session = await find(docs, store)
             if session is None:
                 where = f" in tenant {tenant!r}" if tenant else ""
-                raise fail(f"no session {session_id!r}{where}: `sessions list` shows the ids")
+                short = f" (give at least {MIN_PREFIX} characters of an id)" \
+                    if len(wanted) < MIN_PREFIX else ""
+                raise fail(f"no session {session_id!r}{where}{short}: `sessions list` shows "
+                           f"the ids")
             chain = await store.chain(session)
             later = await _later(store, session)
             transcripts = {s.id: await store.transcript(s.tenant_id, s.id)

@@ -14,6 +14,7 @@ the guest leaves the queue by typing `cancel`, as in Teams.
 
 from __future__ import annotations
 
+import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,6 +107,22 @@ def read_card(card: dict[str, Any]) -> CardView:
     return CardView(card_text(_without_actions(card)), options, wants_text, links)
 
 
+_LEADING_NUMBER = re.compile(r"^(\d+)\b")
+
+
+def option_keys(options: list[Option]) -> list[str]:
+    """What to type for each option: its position, or the number its title starts with.
+
+    A rating card lists "5 - Excellent" first: typing 5 must mean 5, as in Teams (where the
+    bot reads a typed 5 as the rating), not the fifth option. So when every title starts with
+    its own number, that number is the key.
+    """
+    numbers = [m.group(1) if (m := _LEADING_NUMBER.match(o.title)) else None for o in options]
+    if options and None not in numbers and len(set(numbers)) == len(numbers):
+        return [str(int(n)) for n in numbers if n is not None]
+    return [str(i) for i in range(1, len(options) + 1)]
+
+
 def _option(title: str, value: dict[str, Any], button: dict[str, Any] | None) -> Option:
     execute = bool(button and button.get("type") == "Action.Execute")
     return Option(title, value, execute, button.get("verb") if button else None)
@@ -161,8 +178,8 @@ class Terminal:
             pad = " " * len("bot> ")
             for link in view.links:
                 self.write(f"{pad}(link) {link}")
-            for number, option in enumerate(view.options, 1):
-                self.write(f"{pad}[{number}] {option.title}")
+            for key, option in zip(option_keys(view.options), view.options, strict=True):
+                self.write(f"{pad}[{key}] {option.title}")
             if view.wants_text:
                 self.write(f"{pad}(type your answer)")
             if view.options or view.wants_text:
@@ -318,9 +335,11 @@ class Simulation:
             await self._sim_command(text)
             return
         option = None
-        if text.isdigit() and 1 <= int(text) <= len(self.terminal.options):
-            option = self.terminal.options[int(text) - 1]
-            self.write(f"(pressed [{text}] {option.title})")
+        options = self.terminal.options
+        keys = option_keys(options)
+        if text.isascii() and text.isdigit() and len(text) <= 6 and str(int(text)) in keys:
+            option = options[keys.index(str(int(text)))]
+            self.write(f"(pressed [{int(text)}] {option.title})")
         guest = guest_input(text if option is None else None, option)
         live = self.session is not None and self.session.state.live
         if option is None and command == "help":

@@ -1,7 +1,7 @@
 """Adaptive Cards for Switchboard: templates bound to session metadata, the bot's own cards, and
 the checks that keep every card within what Teams renders (schema 1.5, 28 KB)."""
 
-from cards.binding import TemplateError, bind, check_template, template_expressions
+from cards.binding import TemplateError, bind, bind_text
 from cards.builders import (
     CARD_VERSION,
     chosen_card,
@@ -10,7 +10,7 @@ from cards.builders import (
     question_card,
     text_card,
 )
-from cards.expressions import Expression, ExpressionError, format_value, parse, truthy
+from cards.expressions import Expression, ExpressionError, format_value, is_true, logic_true, parse
 from cards.schema import (
     CARD_CONTENT_TYPE,
     MAX_CARD_BYTES,
@@ -18,6 +18,7 @@ from cards.schema import (
     card_size,
     validate_card,
 )
+from cards.template_checks import check_template, template_expressions
 from cards.templates import (
     BUILTIN_TEMPLATES,
     builtin_template,
@@ -37,6 +38,7 @@ __all__ = [
     "TemplateError",
     "attachment",
     "bind",
+    "bind_text",
     "builtin_template",
     "card_size",
     "card_text",
@@ -44,14 +46,15 @@ __all__ = [
     "chosen_card",
     "format_value",
     "help_card",
+    "is_true",
     "load_template",
+    "logic_true",
     "menu_card",
     "parse",
     "parse_template",
     "question_card",
     "template_expressions",
     "text_card",
-    "truthy",
     "validate_card",
     "validate_template",
 ]

@@ -1,30 +1,46 @@
-"""Bind a card template to session metadata: the safe subset of Adaptive Card templating.
+"""Bind a card template to session metadata: a subset of Microsoft's Adaptive Card Templating
+(`adaptivecards-templating` 2.3.1, the Designer's engine) with the same results.
 
-Supported: `${expr}` inside any string value (see `cards.expressions`) and `"$when": "${expr}"` on
-any object. Not supported: `$data` repetition, `$index`, `$root` and the AEL function library.
+Supported: `${expr}` inside any string value (see `cards.expressions`) and
+`"$when": "${expr}"` on the card and on elements in lists. The subset, and the two differences
+kept on purpose, are listed in cards/README.md; `cards.template_checks` refuses at load what
+is outside it, and tests/test_templating_conformance.py runs Microsoft's engine on the same
+templates and data.
 
 Why a walk that builds new values instead of text substitution over the JSON: a value bound
 into a card is data, inserted once and never scanned again, so a guest who answers
-`${Guest.Name}` or `{"$when": "${false}"}` sees exactly what they typed, and a value can never
-add card structure (only strings, numbers and booleans keep their type; anything else becomes
-text). Keys are never bound.
+`${Guest.Name}` or `{"$when": "${false}"}` sees exactly what they typed. Keys are never bound.
+The walk follows the Adaptive Card schema (`cards.card_types`) to know which properties hold
+text: a number bound alone into one is written as text, since Teams does not show a number
+where the schema wants text.
 """
 
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from cards.expressions import Expression, ExpressionError, format_value, parse, truthy
+from cards.card_types import (
+    Slot,
+    card_slot,
+    holds_text,
+    item_slot,
+    object_definition,
+    property_slot,
+    slot_types,
+)
+from cards.expressions import Expression, ExpressionError, Literal, format_value, is_true, parse
+from cards.schema import location
 
-__all__ = ["TemplateError", "bind", "check_template", "template_expressions"]
+__all__ = ["TemplateError", "bind", "bind_text", "is_single_binding", "location", "split"]
 
 WHEN = "$when"
-_SUPPORTED_DOLLAR_KEYS = {WHEN, "$schema"}
-_DROP = object()  # an object whose $when is false
+# keys Microsoft's engine reads and leaves out of the card
+RESERVED_KEYS = frozenset({"$data", "$when", "$root", "$index", "$host", "$_acTemplateVersion"})
+_DROP = object()  # an object whose $when is not true
 _Part = str | Expression
+_Where = tuple[str | int, ...]
 
 
 class TemplateError(ValueError):
@@ -36,209 +52,200 @@ class TemplateError(ValueError):
         self.location = location
 
 
-@functools.lru_cache(maxsize=4096)
-def _split(text: str) -> tuple[_Part, ...]:
-    """Split a template string into literal text and parsed `${...}` expressions."""
-    parts: list[_Part] = []
-    start = 0
-    while (open_at := text.find("${", start)) != -1:
-        close_at = _closing_brace(text, open_at + 2)
-        if close_at == -1:
-            raise _SplitError(f"'${{' at column {open_at + 1} has no closing '}}'")
-        if open_at > start:
-            parts.append(text[start:open_at])
-        source = text[open_at + 2 : close_at]
-        try:
-            parts.append(parse(source))
-        except ExpressionError as e:
-            raise _SplitError(
-                f"bad expression ${{{_short(source)}}}: {e.message} "
-                f"(column {e.position + 1} of the expression)"
-            ) from None
-        start = close_at + 1
-    if start < len(text) or not parts:
-        parts.append(text[start:])
-    return tuple(parts)
-
-
-class _SplitError(ValueError):
+class SplitError(ValueError):
     pass
 
 
-def is_single_binding(text: str) -> bool:
-    """True when `text` is exactly one `${...}` (so binding keeps the value's type)."""
-    try:
-        parts = _split(text)
-    except _SplitError:
-        return False
-    return len(parts) == 1 and isinstance(parts[0], Expression)
+# ---------------------------------------------------------------------------- template strings
 
 
-def _closing_brace(text: str, i: int) -> int:
-    """Index of the `}` ending an expression, skipping quoted strings (which may hold `}`)."""
-    quote = ""
+@functools.lru_cache(maxsize=4096)
+def split(text: str) -> tuple[_Part, ...]:
+    """A template string as Adaptive Expressions reads one: literal text and `${...}` parts.
+
+    Only a string with `${` in it is a template (any other is text as it is). In one, `\\$` and
+    `` \\` `` are a literal `$` and backtick; an unescaped backtick, a `${` that does not close on
+    its line, `{` inside `${...}` and `${}` are refused (Microsoft's engine fails on the first and
+    shows the others as text).
+    """
+    if "${" not in text:
+        return (text,)
+    parts: list[_Part] = []
+    buf: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and text[i + 1 : i + 2] in ("$", "`"):
+            buf.append(text[i + 1])
+            i += 2
+        elif c == "`":
+            raise SplitError(f"a backtick (`) at column {i + 1} in a text with ${{...}}: "
+                             "Microsoft's engine cannot read it; write \\` instead")
+        elif text.startswith("${", i):
+            end = _template_end(text, i)
+            if buf:
+                parts.append("".join(buf))
+                buf = []
+            source = text[i + 2 : end]
+            try:
+                expression = parse(source)
+            except ExpressionError as e:
+                raise SplitError(f"bad expression ${{{_short(source)}}}: {e.message} "
+                                 f"(column {e.position + 1} of the expression)") from None
+            if isinstance(expression, Literal) and expression.value is None and expression.constant:
+                raise SplitError("${null} alone: Microsoft's engine fails the whole card on it")
+            parts.append(expression)
+            i = end + 1
+        else:
+            buf.append(c)
+            i += 1
+    if buf or not parts:
+        parts.append("".join(buf))
+    return tuple(parts)
+
+
+def _template_end(text: str, start: int) -> int:
+    """Index of the `}` that ends the `${` at `start` (Adaptive Expressions' TEMPLATE token)."""
+    i = start + 2
     while i < len(text):
         c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "'\"":
-            quote = c
+        if c in "'\"":
+            i = _string_end(text, i, start)
         elif c == "}":
+            if i == start + 2:
+                raise SplitError(f"empty ${{}} at column {start + 1}")
             return i
+        elif c in "{\r\n`":
+            what = {"{": "'{'", "`": "a backtick"}.get(c, "a line break")
+            raise SplitError(f"'${{' at column {start + 1} holds {what} before its '}}': "
+                             "keep each ${...} on one line, without { or backticks")
         i += 1
-    return -1
+    raise SplitError(f"'${{' at column {start + 1} has no closing '}}'")
+
+
+def _string_end(text: str, i: int, start: int) -> int:
+    quote, j = text[i], i + 1
+    while j < len(text):
+        if text[j] == "\\" and text[j + 1 : j + 2] in (quote, "\\"):
+            j += 2
+        elif text[j] == quote:
+            return j
+        else:
+            j += 1
+    raise SplitError(f"'${{' at column {start + 1}: a string in it is not closed")
 
 
 def _short(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# ---------------------------------------------------------------------------- locations
-
-_PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-
-
-def location(where: tuple[str | int, ...]) -> str:
-    """`$.body[0].text`, `$['odd key']`: where a value is, for messages an admin can follow."""
-    out = ["$"]
-    for step in where:
-        if isinstance(step, int):
-            out.append(f"[{step}]")
-        elif _PLAIN_KEY.match(step):
-            out.append(f".{step}")
-        else:
-            out.append(f"[{step!r}]")
-    return "".join(out)
+def single_binding(parts: tuple[_Part, ...]) -> Expression | None:
+    """The expression when the string is exactly one `${...}` that is not a lone literal:
+    then, in Microsoft's engine, the property takes the value's type. `"${'x'}"` and
+    `"${12}"` are text there."""
+    if len(parts) == 1 and isinstance(parts[0], Expression):
+        expression = parts[0]
+        if not (isinstance(expression, Literal) and expression.constant):
+            return expression
+    return None
 
 
-def _parts(text: str, where: tuple[str | int, ...]) -> tuple[_Part, ...]:
+def is_single_binding(text: str) -> bool:
+    """True when `text` is exactly one `${...}` (so binding may keep the value's type)."""
     try:
-        return _split(text)
-    except _SplitError as e:
+        return single_binding(split(text)) is not None
+    except SplitError:
+        return False
+
+
+def parts_at(text: str, where: _Where) -> tuple[_Part, ...]:
+    try:
+        return split(text)
+    except SplitError as e:
         raise TemplateError(str(e), location(where)) from None
-
-
-def _when_expression(value: Any, where: tuple[str | int, ...]) -> Expression | bool:
-    if isinstance(value, bool):
-        return value
-    parts = _parts(value, where) if isinstance(value, str) else ()
-    if len(parts) != 1 or not isinstance(parts[0], Expression):
-        raise TemplateError('$when must be one expression like "${exists(Guest.Name)}"',
-                            location(where))
-    return parts[0]
 
 
 # ---------------------------------------------------------------------------- bind
 
 
 def bind(template: Any, values: Mapping[str, Any]) -> Any:
-    """A new structure with every `${...}` filled from `values` and every false `$when` dropped.
+    """A new structure with every `${...}` filled from `values` and every `$when` that is not
+    true dropped. Returns None when the root's `$when` is not true. Raises TemplateError for a
+    template whose expressions do not parse (check templates when config loads)."""
+    slot = card_slot() if isinstance(template, dict) and template.get("type") == "AdaptiveCard" \
+        else None
+    result = _bind(template, values, (), slot)
+    return None if result is _DROP or result is _MISSING else result
 
-    Returns None when the root object's `$when` is false. Raises TemplateError for a template
-    whose expressions do not parse (check templates with `check_template` when config loads).
-    """
-    result = _bind(template, values, ())
-    return None if result is _DROP else result
+
+def bind_text(text: str, values: Mapping[str, Any]) -> str:
+    """A text with its `${...}` filled: always text, whatever the values' types."""
+    return format_value(_bind_string(text, values, (), frozenset({"string"})))
 
 
-def _bind(node: Any, values: Mapping[str, Any], where: tuple[str | int, ...]) -> Any:
+def _bind(node: Any, values: Mapping[str, Any], where: _Where, slot: Slot) -> Any:
     if isinstance(node, str):
-        return _bind_string(node, values, where)
+        return _bind_string(node, values, where, slot_types(slot))
     if isinstance(node, dict):
-        if WHEN in node:
-            condition = _when_expression(node[WHEN], (*where, WHEN))
-            keep = condition if isinstance(condition, bool) else condition.evaluate(values)
-            if not truthy(keep):
-                return _DROP
+        if WHEN in node and not _when_true(node[WHEN], values, (*where, WHEN)):
+            return _DROP
+        definition = object_definition(node, slot)
         out = {}
         for key, value in node.items():
-            if key != WHEN and (bound := _bind(value, values, (*where, key))) is not _DROP:
+            if key in RESERVED_KEYS:
+                continue
+            bound = _bind(value, values, (*where, key), property_slot(definition, key))
+            if bound is _DROP:
+                bound = None  # Microsoft's engine keeps the key, as null
+            if bound is not _MISSING:
                 out[key] = bound
         return out
     if isinstance(node, list | tuple):
-        bound_items = (_bind(item, values, (*where, i)) for i, item in enumerate(node))
-        return [item for item in bound_items if item is not _DROP]
+        items_slot = item_slot(slot)
+        out_items: list[Any] = []
+        for i, item in enumerate(node):
+            bound = _bind(item, values, (*where, i), items_slot)
+            if bound is _DROP or bound is None or bound is _MISSING:
+                continue  # Microsoft's engine leaves nulls out of lists
+            if isinstance(bound, list):
+                out_items.extend(bound)  # and flattens lists in lists
+            else:
+                out_items.append(bound)
+        return out_items
     return node
 
 
-def _bind_string(text: str, values: Mapping[str, Any], where: tuple[str | int, ...]) -> Any:
+_MISSING = object()  # a property bound alone to a value that is not there: left out
+
+
+def _when_true(condition: Any, values: Mapping[str, Any], where: _Where) -> bool:
+    """Microsoft's rule: kept only when `$when` is one expression that evaluates to true.
+
+    A `$when` that is not an expression drops the object when it is truthy and keeps it when
+    it is not (JSON `false`, `""`): that is what Microsoft's engine does; the load-time check
+    refuses such templates.
+    """
+    if isinstance(condition, str) and "${" in condition:
+        expression = single_binding(parts_at(condition, where))
+        return expression is not None and is_true(expression.evaluate(values))
+    falsy = condition is None or condition is False or condition == "" or (
+        isinstance(condition, int | float) and not isinstance(condition, bool) and condition == 0)
+    return falsy
+
+
+def _bind_string(text: str, values: Mapping[str, Any], where: _Where,
+                 types: frozenset[str]) -> Any:
     if "${" not in text:
         return text
-    parts = _parts(text, where)
-    if len(parts) == 1 and isinstance(parts[0], Expression):
-        value = parts[0].evaluate(values)
-        if isinstance(value, str | int | float | bool):
-            return value
+    parts = parts_at(text, where)
+    expression = single_binding(parts)
+    if expression is None:
+        return "".join(p if isinstance(p, str) else format_value(p.evaluate(values))
+                       for p in parts)
+    value = expression.evaluate(values)
+    if holds_text(types) or isinstance(value, list | tuple | dict):
+        # text where the schema wants text; and bound data never adds card structure
         return format_value(value)
-    return "".join(p if isinstance(p, str) else format_value(p.evaluate(values)) for p in parts)
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-_Where = tuple[str | int, ...]
-
-
-def _strings(node: Any, where: _Where) -> Iterator[tuple[_Where, Any]]:
-    """Every string value (and every $when value) in the template, with where it is."""
-    if isinstance(node, str):
-        yield where, node
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key == WHEN:
-                yield (*where, key), value
-            else:
-                yield from _strings(value, (*where, key))
-    elif isinstance(node, list | tuple):
-        for i, item in enumerate(node):
-            yield from _strings(item, (*where, i))
-
-
-def _expressions_at(where: tuple[str | int, ...], value: Any) -> list[Expression]:
-    if where and where[-1] == WHEN:
-        condition = _when_expression(value, where)
-        return [] if isinstance(condition, bool) else [condition]
-    if "${" not in value:
-        return []
-    return [p for p in _parts(value, where) if isinstance(p, Expression)]
-
-
-def template_expressions(template: Any) -> list[tuple[str, Expression]]:
-    """(location, expression) for every binding; TemplateError at the first that does not parse."""
-    found: list[tuple[str, Expression]] = []
-    for where, value in _strings(template, ()):
-        found.extend((location(where), expr) for expr in _expressions_at(where, value))
-    return found
-
-
-def check_template(template: Any, known_paths: Callable[[str], bool]) -> list[str]:
-    """Every problem in a template, as sentences for an admin: bad expressions, unknown names."""
-    problems: list[str] = []
-    for where, value in _strings(template, ()):
-        try:
-            expressions = _expressions_at(where, value)
-        except TemplateError as e:
-            problems.append(str(e))
-            continue
-        for path in sorted({p for expr in expressions for p in expr.paths()}):
-            if not known_paths(path):
-                problems.append(f"{location(where)}: unknown metadata name {path!r}")
-    problems.extend(
-        f"{location(where)}: {key!r} is not supported (only $when and ${{...}})"
-        for where, key in _dollar_keys(template, ())
-    )
-    return problems
-
-
-def _dollar_keys(node: Any, where: tuple[str | int, ...]) -> Iterator[tuple[tuple, str]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key.startswith("$") and key not in _SUPPORTED_DOLLAR_KEYS:
-                yield where, key
-            yield from _dollar_keys(value, (*where, key))
-    elif isinstance(node, list | tuple):
-        for i, item in enumerate(node):
-            yield from _dollar_keys(item, (*where, i))
+    if value is None:
+        return _MISSING
+    return value

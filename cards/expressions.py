@@ -1,34 +1,51 @@
-"""A small, safe expression language for card `$when`, `${...}` bindings and pipeline conditions.
+"""The expression language of `${...}`, `$when` and pipeline conditions: a subset of Microsoft's
+Adaptive Expressions (the language of Adaptive Card Templating), with the same results.
 
-Why hand-written: the only Python implementation of the Adaptive Card templating language
-evaluates with `eval()`, and templates are bound with text that guests typed. This language has
-no `eval`, no attribute access and no way to reach a Python object: an expression is parsed into
-a small typed AST and evaluated against a flat mapping of dotted metadata names.
+Why hand-written: the only Python implementation of Adaptive Card templating evaluates with
+`eval()`, and templates are bound with text that guests typed. This one has no `eval`, no
+attribute access and no way to reach a Python object: an expression is parsed into a small
+typed AST and evaluated against a flat mapping of dotted metadata names.
 
-Grammar (lowest precedence first)::
+The subset (lowest precedence first, as Adaptive Expressions orders it)::
 
-    or_expr    := and_expr (("||" | "or") and_expr)*
-    and_expr   := not_expr (("&&" | "and") not_expr)*
-    not_expr   := ("!" | "not") not_expr | comparison
-    comparison := primary [("==" | "!=" | "<" | "<=" | ">" | ">=") primary | "in" list]
+    or_expr    := and_expr ("||" and_expr)*
+    and_expr   := comparison ("&&" comparison)*
+    comparison := unary [("==" | "!=" | "<" | "<=" | ">" | ">=") unary]
+    unary      := "!" unary | "-" number | primary
     primary    := literal | path | call | list | "(" or_expr ")"
-    list       := "[" [or_expr ("," or_expr)* [","]] "]"
+    list       := "[" [or_expr ("," or_expr)*] "]"
     call       := name "(" [or_expr ("," or_expr)*] ")"
     path       := ident ("." ident)*
 
-`!` binds looser than comparisons (as Python's `not`), so `!Answers.Dept == 'IT'` means
-"the department is not IT" rather than the always-false `(!Answers.Dept) == 'IT'`.
-Comparisons do not chain (`a < b < c` is an error). Evaluation never raises.
+Functions: exists, empty, toLower, toUpper, contains, not. What Adaptive Expressions reads
+differently, or not at all, is refused with a reason: `and`/`or`/`not x` words, `in [...]`,
+`lower()`/`upper()`, chained comparisons, `!x == y` without parentheses (there `!` applies to
+`x` alone), arithmetic, `?:`, `??`, objects. Evaluation follows Adaptive Expressions
+(`tests/test_templating_conformance.py` runs both): only `false` and null are false for
+`!`, `&&` and `||`; `||` of nothing true gives its last value; `==` is strict but `1 == 1.0`;
+ordering compares two numbers or two strings (UTF-16 order), anything else is false; text
+compares case-sensitively. Evaluation never raises. A missing name and a null one are both None.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cards.expression_values import (
+    contains,
+    empty,
+    equal,
+    format_value,
+    is_true,
+    logic_true,
+    order,
+    to_lower,
+    to_upper,
+)
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
@@ -41,15 +58,15 @@ __all__ = [
     "Compare",
     "Expression",
     "ExpressionError",
-    "In",
     "ListLiteral",
     "Literal",
     "Not",
     "Or",
     "Path",
     "format_value",
+    "is_true",
+    "logic_true",
     "parse",
-    "truthy",
 ]
 
 
@@ -61,72 +78,6 @@ class ExpressionError(ValueError):
         self.message = message
         self.position = position
         self.text = text
-
-
-def truthy(value: Any) -> bool:
-    """None, "", 0, False and empty lists/dicts are false; everything else is true."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, int | float | str | list | tuple | dict):
-        return bool(value)
-    return True
-
-
-# ---------------------------------------------------------------------------- values
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """Equality without coercion: `true != 1`, `'1' != 1`, but `1 == 1.0`."""
-    if _is_number(a) and _is_number(b):
-        return a == b
-    if type(a) is not type(b) and not (isinstance(a, list | tuple) and isinstance(b, list | tuple)):
-        return False
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _order(op: str, a: Any, b: Any) -> bool:
-    """Ordering of two numbers or two strings; any other pair is simply False."""
-    if not ((_is_number(a) and _is_number(b)) or (isinstance(a, str) and isinstance(b, str))):
-        return False
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    return a >= b
-
-
-def _empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict):
-        return not value
-    return False
-
-
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
-
-
-def _contains(haystack: Any, needle: Any) -> bool:
-    if isinstance(haystack, str):
-        return isinstance(needle, str) and needle in haystack
-    if isinstance(haystack, list | tuple):
-        return any(_equal(item, needle) for item in haystack)
-    return False
 
 
 # ---------------------------------------------------------------------------- AST
@@ -156,6 +107,9 @@ class Expression:
 @dataclass(frozen=True)
 class Literal(Expression):
     value: str | int | float | bool | None
+    # written as a literal (`'x'`, `12`): a `${...}` of only that is text in Microsoft's engine;
+    # `-1.5` is an expression there, so it keeps its type
+    constant: bool = True
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
         return self.value
@@ -185,7 +139,7 @@ class Not(Expression):
     operand: Expression
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
-        return not truthy(self.operand.evaluate(values))
+        return not logic_true(self.operand.evaluate(values))
 
     def children(self) -> Sequence[Expression]:
         return (self.operand,)
@@ -198,7 +152,7 @@ class And(Expression):
     operands: tuple[Expression, ...]
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
-        return all(truthy(op.evaluate(values)) for op in self.operands)
+        return all(logic_true(op.evaluate(values)) for op in self.operands)
 
     def children(self) -> Sequence[Expression]:
         return self.operands
@@ -206,10 +160,17 @@ class And(Expression):
 
 @dataclass(frozen=True)
 class Or(Expression):
+    """True if any operand is; otherwise the last operand's value (false or null)."""
+
     operands: tuple[Expression, ...]
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
-        return any(truthy(op.evaluate(values)) for op in self.operands)
+        last: Any = False
+        for op in self.operands:
+            last = op.evaluate(values)
+            if logic_true(last):
+                return True
+        return last if last is None else False
 
     def children(self) -> Sequence[Expression]:
         return self.operands
@@ -224,25 +185,13 @@ class Compare(Expression):
     def evaluate(self, values: Mapping[str, Any]) -> Any:
         a, b = self.left.evaluate(values), self.right.evaluate(values)
         if self.op == "==":
-            return _equal(a, b)
+            return equal(a, b)
         if self.op == "!=":
-            return not _equal(a, b)
-        return _order(self.op, a, b)
+            return not equal(a, b)
+        return order(self.op, a, b)
 
     def children(self) -> Sequence[Expression]:
         return (self.left, self.right)
-
-
-@dataclass(frozen=True)
-class In(Expression):
-    item: Expression
-    options: ListLiteral
-
-    def evaluate(self, values: Mapping[str, Any]) -> Any:
-        return _contains(self.options.evaluate(values), self.item.evaluate(values))
-
-    def children(self) -> Sequence[Expression]:
-        return (self.item, self.options)
 
 
 @dataclass(frozen=True)
@@ -252,22 +201,25 @@ class Call(Expression):
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
         if self.name == "exists":
-            arg = self.args[0]
-            return isinstance(arg, Path) and values.get(arg.name) is not None
-        return _FUNCTIONS[self.name][1](*(a.evaluate(values) for a in self.args))
+            return self.args[0].evaluate(values) is not None
+        return FUNCTIONS[self.name][1](*(a.evaluate(values) for a in self.args))
 
     def children(self) -> Sequence[Expression]:
         return self.args
 
 
-# name -> (arity, implementation); `exists` looks at its path itself.
-_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+# name -> (arity, implementation); `exists` evaluates its path itself.
+FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "contains": (2, contains),
+    "empty": (1, empty),
     "exists": (1, lambda _: False),
-    "empty": (1, _empty),
-    "lower": (1, _lower),
-    "upper": (1, _upper),
-    "contains": (2, _contains),
+    "not": (1, lambda value: not logic_true(value)),
+    "toLower": (1, to_lower),
+    "toUpper": (1, to_upper),
 }
+# what people write that Adaptive Expressions calls otherwise
+_RENAMED = {"lower": "toLower", "upper": "toUpper", "lowercase": "toLower",
+            "uppercase": "toUpper"}
 
 # ---------------------------------------------------------------------------- tokenizer
 
@@ -279,10 +231,25 @@ class _Token:
     pos: int
 
 
-_KEYWORDS = {"and": "&&", "or": "||", "not": "!", "in": "in"}
 _CONSTANTS = {"true": True, "false": False, "null": None}
 _OPERATORS = ("==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "(", ")", "[", "]", ",", ".", "-")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
+_REFUSED = {
+    "=": " (use == to compare)",
+    "&": " (use &&)",
+    "|": " (use ||)",
+    "+": ": arithmetic is not supported",
+    "*": ": arithmetic is not supported",
+    "/": ": arithmetic is not supported",
+    "%": ": arithmetic is not supported",
+    "^": ": arithmetic is not supported",
+    "?": ": ?: and ?? are not supported",
+    ":": ": ?: is not supported",
+    "{": ": objects are not supported",
+    "}": ": objects are not supported",
+}
+_SPACES = " \t\ufeff\u00a0\r\n"  # what Adaptive Expressions skips between tokens
+_ESCAPE = re.compile(r"\\[^\r\n]?")
+_ESCAPES = {"\\r": "\r", "\\n": "\n", "\\t": "\t", "\\\\": "\\"}
 
 
 def _tokenize(text: str) -> list[_Token]:
@@ -290,7 +257,7 @@ def _tokenize(text: str) -> list[_Token]:
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c.isspace():
+        if c in _SPACES:
             i += 1
         elif c.isascii() and (c.isalpha() or c == "_"):
             j = i + 1
@@ -305,8 +272,9 @@ def _tokenize(text: str) -> list[_Token]:
         else:
             op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
             if op is None:
-                hint = {"=": " (use == to compare)", "&": " (use &&)", "|": " (use ||)"}.get(c, "")
-                raise ExpressionError(f"unexpected character {c!r}{hint}", i)
+                raise ExpressionError(f"unexpected character {c!r}{_REFUSED.get(c, '')}", i)
+            if op == "<" and text.startswith("<>", i):
+                raise ExpressionError("unexpected '<>' (use !=)", i)
             tokens.append(_Token("op", op, i))
             i += len(op)
     tokens.append(_Token("end", None, n))
@@ -317,44 +285,42 @@ def _number(text: str, i: int, tokens: list[_Token]) -> int:
     j = i
     while j < len(text) and text[j].isascii() and text[j].isdigit():
         j += 1
-    is_float = j + 1 < len(text) and text[j] == "." and text[j + 1].isdigit()
+    if j - i > 15:  # beyond that JavaScript's numbers are not exact (and int() is costly)
+        raise ExpressionError("numbers are limited to 15 digits before the point", i)
+    is_float = j + 1 < len(text) and text[j] == "." and text[j + 1].isascii() \
+        and text[j + 1].isdigit()
     if is_float:
         j += 1
         while j < len(text) and text[j].isascii() and text[j].isdigit():
             j += 1
     if j < len(text) and (text[j].isalpha() or text[j] == "_"):
         raise ExpressionError(f"bad number {text[i:j + 1]!r}", i)
-    tokens.append(_Token("num", float(text[i:j]) if is_float else int(text[i:j]), i))
+    value = float(text[i:j])
+    tokens.append(_Token("num", int(value) if value.is_integer() and not is_float else value, i))
     return j
 
 
 def _string(text: str, i: int, tokens: list[_Token]) -> int:
-    quote, j, out = text[i], i + 1, []
+    """A quoted string, read as Adaptive Expressions reads it: `\\'` (or `\\"`) is the quote,
+    `\\n`, `\\r`, `\\t` and `\\\\` are escapes, any other backslash stays as it is."""
+    quote, j = text[i], i + 1
     while j < len(text):
         c = text[j]
-        if c == quote:
-            tokens.append(_Token("str", "".join(out), i))
-            return j + 1
-        if c == "\\":
-            esc = text[j + 1 : j + 2]
-            if esc == "u" and len(text[j + 2 : j + 6]) == 4:
-                try:
-                    out.append(chr(int(text[j + 2 : j + 6], 16)))
-                except ValueError:
-                    raise ExpressionError("bad \\u escape", j) from None
-                j += 6
-                continue
-            if esc not in _ESCAPES:
-                raise ExpressionError(f"unknown escape \\{esc}", j)
-            out.append(_ESCAPES[esc])
+        if c == "\\" and text[j + 1 : j + 2] in (quote, "\\"):
             j += 2
             continue
-        out.append(c)
+        if c == quote:
+            raw = text[i + 1 : j].replace("\\" + quote, quote)
+            value = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(0), m.group(0)), raw)
+            tokens.append(_Token("str", value, i))
+            return j + 1
         j += 1
     raise ExpressionError("unterminated string", i)
 
 
 # ---------------------------------------------------------------------------- parser
+
+_COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
 class _Parser:
@@ -368,10 +334,7 @@ class _Parser:
         return self.tokens[self.i]
 
     def _is(self, *ops: str) -> bool:
-        t = self.tok
-        return (t.kind == "op" and t.value in ops) or (
-            t.kind == "ident" and _KEYWORDS.get(t.value) in ops
-        )
+        return self.tok.kind == "op" and self.tok.value in ops
 
     def _take(self) -> _Token:
         t = self.tok
@@ -388,8 +351,21 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels", pos)
 
+    def _refuse_words(self) -> None:
+        t = self.tok
+        if t.kind != "ident":
+            return
+        if t.value in ("and", "or"):
+            symbol = "&&" if t.value == "and" else "||"
+            raise ExpressionError(f"write {symbol}, not {t.value!r}", t.pos)
+        if t.value == "in":
+            raise ExpressionError(
+                "'in' is not part of Adaptive Card templating: write contains(['a', 'b'], x)",
+                t.pos)
+
     def parse(self) -> Expression:
         expr = self.or_expr()
+        self._refuse_words()
         if self.tok.kind != "end":
             raise ExpressionError(f"unexpected {_describe(self.tok)}", self.tok.pos)
         return expr
@@ -402,48 +378,48 @@ class _Parser:
         return operands[0] if len(operands) == 1 else Or(tuple(operands))
 
     def and_expr(self) -> Expression:
-        operands = [self.not_expr()]
+        operands = [self.comparison()]
         while self._is("&&"):
             self._take()
-            operands.append(self.not_expr())
+            operands.append(self.comparison())
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
-    def not_expr(self) -> Expression:
-        if self._is("!"):
-            self._nest(self._take().pos)
-            operand = self.not_expr()
-            self.depth -= 1
-            return Not(operand)
-        return self.comparison()
-
     def comparison(self) -> Expression:
-        left = self.primary()
-        if self._is("==", "!=", "<", "<=", ">", ">="):
-            op = self._take().value
-            result: Expression = Compare(op, left, self.primary())
-        elif self._is("in"):
-            self._take()
-            if not self._is("["):
-                raise ExpressionError(
-                    f"'in' needs a list like ['a', 'b'], found {_describe(self.tok)}", self.tok.pos
-                )
-            result = In(left, self.list_literal())
-        else:
+        start = self.tok
+        left = self.unary()
+        self._refuse_words()
+        if not self._is(*_COMPARISONS):
             return left
-        if self._is("==", "!=", "<", "<=", ">", ">=", "in"):
+        op_token = self._take()
+        if start.kind == "op" and start.value == "!" and isinstance(left, Not):
+            raise ExpressionError(
+                f"'!' applies to the value right after it, so this compares true or false with "
+                f"the other side: write !(... {op_token.value} ...) or use !=", start.pos)
+        result = Compare(op_token.value, left, self.unary())
+        self._refuse_words()
+        if self._is(*_COMPARISONS):
             raise ExpressionError("comparisons cannot be chained; join them with &&", self.tok.pos)
         return result
+
+    def unary(self) -> Expression:
+        t = self.tok
+        if self._is("!"):
+            self._nest(self._take().pos)
+            operand = self.unary()
+            self.depth -= 1
+            return Not(operand)
+        if self._is("-"):
+            self._take()
+            if self.tok.kind != "num":
+                raise ExpressionError("'-' must be followed by a number", t.pos)
+            return Literal(-self._take().value, constant=False)
+        return self.primary()
 
     def primary(self) -> Expression:
         t = self.tok
         if t.kind in ("str", "num"):
             self._take()
             return Literal(t.value)
-        if self._is("-"):
-            self._take()
-            if self.tok.kind != "num":
-                raise ExpressionError("'-' must be followed by a number", t.pos)
-            return Literal(-self._take().value)
         if self._is("("):
             self._nest(self._take().pos)
             expr = self.or_expr()
@@ -452,7 +428,8 @@ class _Parser:
             return expr
         if self._is("["):
             return self.list_literal()
-        if t.kind == "ident" and t.value not in _KEYWORDS:
+        if t.kind == "ident":
+            self._refuse_words()
             return self.name()
         raise ExpressionError(f"expected a value, found {_describe(t)}", t.pos)
 
@@ -464,16 +441,20 @@ class _Parser:
             if not self._is(","):
                 break
             self._take()
+            if self._is("]"):
+                raise ExpressionError("expected a value, found ']'", self.tok.pos)
         self._expect("]", "',' or ']'")
         self.depth -= 1
         return ListLiteral(tuple(items))
 
     def name(self) -> Expression:
         start = self._take()
-        if start.value in _CONSTANTS:
-            return Literal(_CONSTANTS[start.value])
         if self._is("("):
             return self.call(start)
+        if start.value == "not":
+            raise ExpressionError("write !x or not(x)", start.pos)
+        if start.value in _CONSTANTS:
+            return Literal(_CONSTANTS[start.value])
         parts = [start.value]
         while self._is("."):
             self._take()
@@ -484,8 +465,12 @@ class _Parser:
         return Path(".".join(parts))
 
     def call(self, name: _Token) -> Expression:
-        if name.value not in _FUNCTIONS:
-            known = ", ".join(sorted(_FUNCTIONS))
+        if name.value not in FUNCTIONS:
+            if name.value in _RENAMED:
+                raise ExpressionError(
+                    f"Adaptive Card templating calls it {_RENAMED[name.value]}(), "
+                    f"not {name.value}()", name.pos)
+            known = ", ".join(sorted(FUNCTIONS))
             raise ExpressionError(f"unknown function {name.value!r} (known: {known})", name.pos)
         self._nest(self._take().pos)
         args: list[Expression] = []
@@ -496,7 +481,7 @@ class _Parser:
             self._take()
         self._expect(")", "',' or ')'")
         self.depth -= 1
-        arity = _FUNCTIONS[name.value][0]
+        arity = FUNCTIONS[name.value][0]
         if len(args) != arity:
             plural = "s" if arity != 1 else ""
             raise ExpressionError(
@@ -520,28 +505,9 @@ def parse(text: str) -> Expression:
     """Parse `text`; raise ExpressionError with the position. Results are immutable and cached."""
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"expression longer than {MAX_LENGTH} characters", MAX_LENGTH, "")
-    if not text.strip():
+    if not text.strip(_SPACES):
         raise ExpressionError("empty expression", 0)
     try:
         return _Parser(text).parse()
     except ExpressionError as e:
         raise ExpressionError(e.message, e.position, text if len(text) <= 200 else "") from None
-
-
-def format_value(value: Any) -> str:
-    """Text for a value inside a string: None -> "", True -> "true", 3.0 -> "3"."""
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
-            return str(int(value))
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return ", ".join(format_value(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)

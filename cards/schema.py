@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
 from jsonschema import Draft6Validator
 from jsonschema.exceptions import ValidationError, best_match
-
-from cards.binding import location
 
 __all__ = [
     "CARD_CONTENT_TYPE",
@@ -29,10 +28,13 @@ __all__ = [
     "MAX_VERSION",
     "attachment",
     "card_size",
+    "location",
+    "schema_definitions",
     "validate_card",
 ]
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+_PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 MAX_VERSION = (1, 5)
 MAX_CARD_BYTES = 28 * 1024
 
@@ -41,6 +43,24 @@ MAX_CARD_BYTES = 28 * 1024
 def _schema() -> dict[str, Any]:
     text = resources.files("adaptive_cards").joinpath("schemas/schema-1.5.json").read_text("utf-8")
     return json.loads(text)
+
+
+def location(where: tuple[str | int, ...]) -> str:
+    """`$.body[0].text`, `$['odd key']`: where a value is, for messages an admin can follow."""
+    out = ["$"]
+    for step in where:
+        if isinstance(step, int):
+            out.append(f"[{step}]")
+        elif _PLAIN_KEY.match(step):
+            out.append(f".{step}")
+        else:
+            out.append(f"[{step!r}]")
+    return "".join(out)
+
+
+def schema_definitions() -> dict[str, Any]:
+    """The AC 1.5 schema's definitions (shared, read-only)."""
+    return _schema()["definitions"]
 
 
 @functools.cache

@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cards.binding import WHEN, TemplateError, is_single_binding, location
-from cards.schema import validate_card
+from cards.binding import WHEN, TemplateError, is_single_binding
+from cards.schema import location, validate_card
 
 __all__ = [
     "BUILTIN_TEMPLATES",

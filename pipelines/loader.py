@@ -7,19 +7,14 @@ meets a config error.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from cards.binding import check_template
-from cards.schema import validate_card
-from cards.templates import TemplateError, builtin_template, load_template
 from pipelines.actions import registry
 from pipelines.actions.base import LoadCheck
 from pipelines.config import (
@@ -27,8 +22,16 @@ from pipelines.config import (
     StageConfig,
     SwitchboardConfig,
     TenantConfig,
-    template_key,
-    tenant_transfer_key,
+)
+from pipelines.config_templates import (  # noqa: F401 - the metadata names, used from here too
+    AGENT_KEYS,
+    BUILTIN_KEYS,
+    GUEST_KEYS,
+    HOURS_KEYS,
+    SESSION_KEYS,
+    TENANT_KEYS,
+    TemplateChecker,
+    known_metadata,
 )
 from pipelines.knowledge import KnowledgeBase, parse_articles
 from pipelines.problems import explain
@@ -38,28 +41,6 @@ log = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 MAX_NESTING = 40
 MAX_VALUES = 200_000
-
-# metadata every session has, whatever its pipeline
-GUEST_KEYS = ("Guest.Id", "Guest.Name", "Guest.AadObjectId", "Guest.AadTenantId", "Guest.Locale")
-SESSION_KEYS = (
-    "Session.Id",
-    "Session.TenantId",
-    "Session.TenantName",
-    "Session.StartedAt",
-    "Session.Hops",
-    *(
-        f"Session.Transferred{side}.{what}"
-        for side in ("From", "To")
-        for what in ("SessionId", "TenantId", "TenantName")
-    ),
-)
-TENANT_KEYS = ("Tenant.Id", "Tenant.Name")
-# set by `business_hours`: when the desk opens next (human, and ISO 8601), today's holiday
-HOURS_KEYS = ("Tenant.NextOpen", "Tenant.NextOpenIso", "Tenant.Holiday")
-# set while a live agent has the chat (connect_to_agent)
-AGENT_KEYS = ("Agent.Id", "Agent.Name")
-BUILTIN_KEYS = frozenset(GUEST_KEYS + SESSION_KEYS + TENANT_KEYS + HOURS_KEYS + AGENT_KEYS)
-
 
 class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
@@ -88,6 +69,11 @@ class _Problems:
         if stage:
             where.append(f"stage {_short(stage)!r}")
         self.items.append(" > ".join(where) + ": " + message)
+
+    def add_template(self, template_file: str, message: str, used_by: str) -> None:
+        """A problem of a template file: once, whichever stages use it (listed)."""
+        self.items.append(f"{self.file} > template {template_file}: {message} "
+                          f"(used by {used_by})")
 
     def broken_tenants(self) -> frozenset[str]:
         return frozenset(b[1] for b in self.broken if b[0] == "tenant")
@@ -184,7 +170,7 @@ def build_config(raw: Any, path: Path) -> tuple[SwitchboardConfig, list[str]]:
         raise ConfigError(problems.items)
     _check_tenants(config, problems)
     warnings = _unreachable(config, str(path))
-    templates = _templates(config, path, problems)
+    templates = TemplateChecker(config, path, problems).run()
     knowledge = _knowledge_bases(config, path, problems)
     if problems.items:
         raise ConfigError(problems.items)
@@ -360,74 +346,6 @@ def _unreachable(config: SwitchboardConfig, file: str) -> list[str]:
     return warnings
 
 
-def known_metadata(config: SwitchboardConfig) -> frozenset[str]:
-    """Every metadata key a template may bind: built-ins plus what any stage writes."""
-    written = {
-        key
-        for tenant in config.tenants
-        for pipeline in tenant.pipelines
-        for stage in pipeline.stages
-        for key in stage.metadata_written()
-    }
-    return BUILTIN_KEYS | written
-
-
-def sample_values(config: SwitchboardConfig) -> dict[str, Any]:
-    """Plausible values for every known key, to check that bound templates are valid cards."""
-    return {key: f"sample {key}" for key in known_metadata(config)}
-
-
-def _templates(
-    config: SwitchboardConfig, path: Path, problems: _Problems
-) -> dict[str, dict[str, Any]]:
-    from cards.binding import bind
-
-    known = known_metadata(config)
-    samples = sample_values(config)
-    resolved: dict[str, dict[str, Any]] = {}
-    for tenant in config.tenants:
-        try:
-            template = _resolve(tenant.transfer_template, path)
-            for message in check_template(template, known.__contains__):
-                problems.add(f"`transfer_template`: {_hint(message, known)}", tenant.id)
-            resolved[tenant_transfer_key(tenant.id)] = template
-        except TemplateError as exc:
-            problems.add(f"`transfer_template`: {exc}", tenant.id)
-        for pipeline in tenant.pipelines:
-            for stage in pipeline.stages:
-                where = (tenant.id, pipeline.id, stage.key)
-                texts = {"prompt": getattr(stage, "prompt", None), **stage.text_templates()}
-                for text_field, text in texts.items():
-                    if isinstance(text, str):
-                        for message in check_template(text, known.__contains__):
-                            message = _hint(message.removeprefix("$: "), known)
-                            problems.add(f"`{text_field}`: {message}", *where)
-                for setting, names in stage.metadata_read().items():
-                    for name in names:
-                        if name not in known:
-                            message = _hint(f"unknown metadata name {name!r}", known)
-                            problems.add(f"`{setting}`: {message}", *where)
-                for setting, ref in stage.template_refs().items():
-                    try:
-                        template = _resolve(ref, path)
-                    except TemplateError as exc:
-                        problems.add(f"`{setting}`: {exc}", *where)
-                        continue
-                    binding = check_template(template, known.__contains__)
-                    for message in binding:
-                        problems.add(f"`{setting}`: {_hint(message, known)}", *where)
-                    if not binding:
-                        card = bind(template, samples)
-                        for message in validate_card(card) if card is not None else []:
-                            problems.add(
-                                f"`{setting}`: not a valid Adaptive Card 1.5 once bound: "
-                                f"{message}",
-                                *where,
-                            )
-                    resolved[template_key(*where, setting)] = template
-    return resolved
-
-
 def _knowledge_bases(
     config: SwitchboardConfig, path: Path, problems: _Problems
 ) -> dict[str, KnowledgeBase]:
@@ -479,26 +397,3 @@ def _read_knowledge_file(file: Path) -> tuple[Any, str | None]:
         return _read(file), None
     except ConfigError as exc:
         return None, exc.problems[0].removeprefix(f"{file}: ")
-
-
-_UNKNOWN_NAME = re.compile(r"unknown metadata name '([^']+)'")
-
-
-def _hint(message: str, known: frozenset[str]) -> str:
-    """Suggest the known name an unknown one was probably meant to be."""
-    match = _UNKNOWN_NAME.search(message)
-    if match is None:
-        return message
-    close = difflib.get_close_matches(match.group(1), sorted(known), n=1)
-    if close:
-        return f"{message}: did you mean '{close[0]}'?"
-    return f"{message}: bind Guest.*, Session.*, Tenant.* or a name a stage stores (store_as)"
-
-
-def _resolve(ref: str | dict[str, Any], config_path: Path) -> dict[str, Any]:
-    if isinstance(ref, dict):
-        return ref
-    if ref.startswith("builtin:"):
-        return builtin_template(ref.removeprefix("builtin:"))
-    file = (config_path.parent / ref).resolve()
-    return load_template(file)

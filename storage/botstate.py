@@ -5,8 +5,8 @@ read or write is one point operation whichever backend is behind it.
 
 e_tag rules are botbuilder's `MemoryStorage` ones (botbuilder/core/memory_storage.py):
 - `read(keys)` returns `{key: item}` for the keys that exist (missing keys are left out, no
-  keys gives `{}`); a dict written comes back as a dict, a `StoreItem` (or any object with
-  attributes) as a `StoreItem`, each with its current `e_tag`.
+  keys gives `{}`); a dict written comes back as a dict, an object as an object of its class
+  (see below), each with its current `e_tag`.
 - `write(changes)`: an item whose `e_tag` is absent, None or `"*"` is written whatever is
   stored; an `e_tag` of `""` raises `Exception("...etag missing")`; any other `e_tag` must be
   the stored one, else `KeyError("Etag conflict.\\nOriginal: ...\\r\\nCurrent: ...")`, as
@@ -23,12 +23,15 @@ Where a store cannot be a dict in memory, and what was decided:
   saving the same state twice in one turn (BotState keeps the dict it read) does not
   conflict with itself. MemoryStorage leaves the caller's object alone, but there the second
   save cannot conflict because such items carry no e_tag.
-- Values are stored as JSON and come back as plain JSON data (dict, list, str, numbers,
-  bool, None): pydantic models as `model_dump(mode="json")`, botbuilder schema objects
-  (Activity...) in their wire form (`serialize()`), other objects through jsonpickle's
-  non-restoring `flatten`. Classes are never re-instantiated from stored data (botbuilder-azure
-  uses jsonpickle's Unpickler, which lets whoever can write the database run code here); only
-  the top-level `StoreItem` shape is kept.
+- Values are stored as allowlisted JSON (`storage/botstate_codec.py`): a dict comes back as a
+  dict and an object as its own class (DialogState, PromptOptions, Activity, StoreItem, and
+  the application's classes registered with `register_state_class`). Stored data never names
+  an arbitrary class to build: a class that is not on the allowlist is refused when written
+  and when read (`NotAllowedClass`); botbuilder-azure's storages use jsonpickle's Unpickler,
+  which lets whoever can write the database run code here. Documents written before this
+  encoding (no `format`) are read as plain JSON, as they were written.
+- `read(None)` raises `Exception("Keys are required when reading")`, as botbuilder's
+  `StorageBaseTests` expect of every storage but MemoryStorage and CosmosDbPartitionedStorage.
 
 Keys: Cosmos ids may not contain `/`, `\\`, `?` or `#`, and botbuilder keys do
 (`msteams/conversations/19:...`). `encode_key` escapes them (and `%`) as `%XX`, which
@@ -40,17 +43,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from botbuilder.core import Storage, StoreItem
-from jsonpickle.pickler import Pickler
-from msrest.serialization import Model as MsrestModel
-from pydantic import BaseModel
 
+from storage.botstate_codec import (
+    NotAllowedClass,
+    allowed_class_names,
+    decode,
+    encode,
+    register_state_class,
+)
 from storage.documents import AlreadyExists, Document, DocumentStore, NotFound, PreconditionFailed
+
+__all__ = [
+    "DocumentBotStorage",
+    "NotAllowedClass",
+    "allowed_class_names",
+    "decode_key",
+    "encode_key",
+    "register_state_class",
+]
 
 CONTAINER = "botstate"
 MAX_ID_BYTES = 1023  # Cosmos DB's limit for an item id
@@ -92,23 +107,6 @@ def decode_key(doc_id: str) -> str:
     return "".join(out)
 
 
-def _plain(value: Any) -> Any:
-    """`value` as JSON data (see the module docstring)."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, MsrestModel):
-        return _plain(value.serialize())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    return _plain(Pickler(unpicklable=False, make_refs=False).flatten(value))
-
-
 def _get_etag(item: Any) -> str | None:
     if isinstance(item, dict):
         return item.get("e_tag")
@@ -119,37 +117,50 @@ def _set_etag(item: Any, etag: str) -> None:
     if isinstance(item, dict):
         item["e_tag"] = etag
     else:
-        # an immutable value (str, tuple...) has nothing to update
-        with contextlib.suppress(AttributeError):
+        # an immutable value (str, an enum, a pydantic model without e_tag) has nothing to update
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
             item.e_tag = etag
 
 
+FORMAT = 2  # allowlisted encoding; documents without `format` hold plain JSON
+
+
 def _body(key: str, item: Any) -> dict[str, Any]:
+    """The document for `item`: its encoding, without the e_tag (the document's ETag is it)."""
     if isinstance(item, dict):
-        kind = "dict"
-        content: Any = {k: v for k, v in item.items() if k != "e_tag"}
-    elif isinstance(item, (str, bool, int, float, list, tuple, set, frozenset)) or item is None:
-        kind, content = "value", item
+        content = encode({k: v for k, v in item.items() if k != "e_tag"}, key)
     else:
-        attributes = _plain(item)
-        if isinstance(attributes, dict):
-            kind = "store_item"
-            content = {k: v for k, v in attributes.items() if k != "e_tag"}
-        else:
-            kind, content = "value", attributes
-    return {"key": key, "kind": kind, "document": _plain(content)}
+        content = encode(item, key)
+        if isinstance(content, dict) and "$type" in content:
+            content["$state"].pop("e_tag", None)
+    return {"key": key, "format": FORMAT, "document": content}
 
 
-def _item(doc: Document) -> Any:
+def _item(key: str, doc: Document) -> Any:
+    if doc.body.get("format") != FORMAT:
+        return _legacy_item(doc)
+    try:
+        item = decode(doc.body.get("document"))
+    except (NotAllowedClass, ValueError) as e:
+        raise type(e)(f"botstate key {key!r}: {e}") from None
+    if isinstance(item, dict):
+        item["e_tag"] = doc.etag
+    elif not isinstance(item, str | int | float | bool | list | tuple | set | frozenset) \
+            and item is not None:
+        with contextlib.suppress(AttributeError, TypeError, ValueError):
+            item.e_tag = doc.etag
+    return item
+
+
+def _legacy_item(doc: Document) -> Any:
+    """A document of the first encoding: plain JSON, objects kept as StoreItem attributes."""
     kind = doc.body.get("kind")
     content = doc.body.get("document")
     if kind == "value":
         return content
     content = dict(content or {})
     content["e_tag"] = doc.etag
-    if kind == "store_item":
-        return StoreItem(**content)
-    return content
+    return StoreItem(**content) if kind == "store_item" else content
 
 
 class DocumentBotStorage(Storage):
@@ -167,6 +178,8 @@ class DocumentBotStorage(Storage):
             self._opened = True
 
     async def read(self, keys: Iterable[str]) -> dict[str, Any]:
+        if keys is None:
+            raise Exception("Keys are required when reading")  # botbuilder's exact error
         data: dict[str, Any] = {}
         if not keys:
             return data
@@ -176,7 +189,7 @@ class DocumentBotStorage(Storage):
         docs = await asyncio.gather(*(self.store.read(CONTAINER, i, i) for i in ids))
         for key, doc in zip(keys, docs, strict=True):
             if doc is not None:
-                data[key] = _item(doc)
+                data[key] = _item(key, doc)
         return data
 
     async def write(self, changes: dict[str, Any]) -> None:
@@ -185,12 +198,14 @@ class DocumentBotStorage(Storage):
         if not changes:
             return
         await self._open()
+        # everything encoded first: a value that cannot be stored stops the write before any
+        bodies = {key: _body(key, change) for key, change in changes.items()}
         for key, change in changes.items():
             doc_id = encode_key(key)
             e_tag = _get_etag(change)
             if e_tag == "":
                 raise Exception("DocumentBotStorage.write(): etag missing")
-            body = _body(key, change)
+            body = bodies[key]
             if e_tag is None or e_tag == "*":
                 doc = await self.store.upsert(CONTAINER, doc_id, doc_id, body)
             else:

@@ -63,11 +63,11 @@ def text(value, **extra):
         ("${Answers.Ratio}", 2.5),
         ("${Answers.Urgent}", True),
         ("${Answers.Count > 2}", True),
-        ("${Missing.Path}", ""),
-        ("${Answers.None}", ""),
-        ("${Answers.Tags}", "vpn, laptop"),  # only scalars keep their type
+        ("${Missing.Path}", None),  # no value: left out where it stands alone
+        ("${Answers.None}", None),
+        ("${Answers.Tags}", "vpn,laptop"),  # only scalars keep their type
         ("${Answers.Raw}", '{"type": "TextBlock", "text": "injected"}'),
-        ("${upper(Guest.Name)}", "ADA"),
+        ("${toUpper(Guest.Name)}", "ADA"),
         (" ${Answers.Count}", " 3"),
     ],
 )
@@ -82,7 +82,29 @@ def test_interpolation_converts_to_text():
         "Hi ${Guest.Name} of ${Session.TenantName}: ${Answers.Count} x ${Answers.Whole} "
         "(${Answers.Ratio}, ${Answers.Urgent}, ${!Answers.Urgent}) [${Missing}] ${Answers.Tags}"
     )
-    assert bind(template, VALUES) == "Hi Ada of IT: 3 x 3 (2.5, true, false) [] vpn, laptop"
+    assert bind(template, VALUES) == "Hi Ada of IT: 3 x 3 (2.5, true, false) [] vpn,laptop"
+
+
+def test_a_scalar_alone_in_a_text_property_is_text_and_keeps_its_type_elsewhere():
+    template = card(
+        text("${Answers.Count}"),
+        {"type": "FactSet", "facts": [{"title": "Count", "value": "${Answers.Count}"}]},
+        {"type": "Input.Number", "id": "n", "value": "${Answers.Count}"},
+        {"type": "Input.Toggle", "id": "t", "title": "x", "value": "${Answers.Urgent}"},
+        {"type": "ColumnSet", "columns": [{"type": "Column", "width": "${Answers.Count}"}]},
+        text("x", isVisible="${Answers.Urgent}"),
+        actions=[{"type": "Action.Submit", "title": "${Answers.Ratio}",
+                  "data": {"n": "${Answers.Count}"}}],
+    )
+    bound = bind(template, VALUES)
+    assert bound["body"][0]["text"] == "3"
+    assert bound["body"][1]["facts"][0]["value"] == "3"
+    assert bound["body"][2]["value"] == 3
+    assert bound["body"][3]["value"] == "true"  # Input.Toggle's value is text
+    assert bound["body"][4]["columns"][0]["width"] == 3  # text or a number: kept
+    assert bound["body"][5]["isVisible"] is True
+    assert bound["actions"][0]["title"] == "2.5" and bound["actions"][0]["data"] == {"n": 3}
+    assert validate_card(bound) == []
 
 
 def test_braces_inside_quoted_strings_do_not_end_the_expression():
@@ -151,13 +173,18 @@ def test_when_drops_list_items_and_removes_the_key():
     assert bind(template, {})["body"] == [text("always"), text("no name")]
 
 
-def test_when_drops_a_key_whose_value_is_dropped():
+def test_when_on_a_property_object_leaves_it_null_as_microsoft_does():
+    """The load-time check refuses this template; bound anyway, it is what Microsoft's engine
+    makes of it."""
     template = card(
         {"type": "Image", "url": "https://x/y.png",
          "selectAction": {"$when": "${exists(Missing)}", "type": "Action.OpenUrl",
                           "url": "https://x"}},
     )
-    assert bind(template, VALUES)["body"] == [{"type": "Image", "url": "https://x/y.png"}]
+    assert bind(template, VALUES)["body"] == [
+        {"type": "Image", "url": "https://x/y.png", "selectAction": None}]
+    assert any("leaves the property null" in p
+               for p in check_template(template, {"Missing"}.__contains__))
 
 
 def test_when_on_root():
@@ -167,10 +194,10 @@ def test_when_on_root():
     assert bind(template, VALUES) == card(text("Ada"))
 
 
-def test_when_accepts_json_booleans_and_nests():
-    template = card({"type": "Container", "$when": True, "items": [
-        text("a", **{"$when": False}),
-        {"type": "Container", "$when": "${true}", "items": [
+def test_when_nests():
+    template = card({"type": "Container", "$when": "${exists(Guest.Name)}", "items": [
+        text("a", **{"$when": "${!exists(Guest.Name)}"}),
+        {"type": "Container", "$when": "${true == true}", "items": [
             text("b", **{"$when": "${Answers.Count == 3}"}),
             text("c", **{"$when": "${Answers.Count == 4}"}),
         ]},
@@ -180,10 +207,19 @@ def test_when_accepts_json_booleans_and_nests():
     ]}]
 
 
-def test_when_is_falsy_for_empty_values():
-    for value in (None, "", 0, False, []):
+def test_a_when_that_is_not_one_expression_follows_microsoft():
+    """JSON true, a non-empty text or `${true}` (a lone literal is text there) drop the
+    element; JSON false and "" keep it. The load-time check refuses all of them."""
+    template = card(*(text(str(i), **{"$when": w}) for i, w in enumerate(
+        [True, False, "yes", "", "${true}", "${Answers.Urgent} ", 0, 1, None])))
+    assert [b["text"] for b in bind(template, VALUES)["body"]] == ["1", "3", "6", "8"]
+    assert len(check_template(template, VALUES.__contains__)) == 9
+
+
+def test_when_keeps_only_true():
+    for value in (None, "", 0, 1, False, [], "0", "true", "x"):
         assert bind([{"$when": "${X}", "k": 1}], {"X": value}) == []
-    assert bind([{"$when": "${X}", "k": 1}], {"X": "0"}) == [{"k": 1}]
+    assert bind([{"$when": "${X}", "k": 1}], {"X": True}) == [{"k": 1}]
 
 
 # ---------------------------------------------------------------------------- guest text is data
@@ -240,15 +276,11 @@ def test_any_guest_text_round_trips(answer):
          "expression (column 14 of the expression)"),
         (card(text("${eval('1')}")),
          "$.body[0].text: bad expression ${eval('1')}: unknown function 'eval' (known: contains, "
-         "empty, exists, lower, upper) (column 1 of the expression)"),
-        (card(text("x", **{"$when": "exists(Guest.Name)"})),
-         '$.body[0].$when: $when must be one expression like "${exists(Guest.Name)}"'),
-        (card(text("x", **{"$when": "${a} ${b}"})),
-         '$.body[0].$when: $when must be one expression like "${exists(Guest.Name)}"'),
-        (card(text("x", **{"$when": 1})),
-         '$.body[0].$when: $when must be one expression like "${exists(Guest.Name)}"'),
-        ({"odd key": ["${}"]}, "$['odd key'][0]: bad expression ${}: empty expression "
-                               "(column 1 of the expression)"),
+         "empty, exists, not, toLower, toUpper) (column 1 of the expression)"),
+        (card(text("${lower(Guest.Name)}")),
+         "$.body[0].text: bad expression ${lower(Guest.Name)}: Adaptive Card templating calls "
+         "it toLower(), not lower() (column 1 of the expression)"),
+        ({"odd key": ["${}"]}, "$['odd key'][0]: empty ${} at column 1"),
     ],
 )
 def test_bind_and_template_expressions_report_location(template, message):

@@ -192,6 +192,16 @@ def test_draw_other_formats_and_mistakes(tmp_path):
     assert not (tmp_path / "b.svg").exists()
 
 
+def test_draw_labels_a_condition_edge_with_its_when(tmp_path):
+    result = cli("config", "draw", str(EXAMPLE), "-o", str(tmp_path / "example.dot"))
+    assert result.returncode == 0, result.stderr
+    dot = (tmp_path / "example.dot").read_text()
+    assert ('"hr/hr-intake/route" -> "hr/hr-intake/talk" '
+            '[label="Answers.HrTopic == \'Something else\'"]') in dot
+    assert '"hr/hr-intake/route" -> "hr/hr-intake/summary" [label=otherwise]' in dot
+    assert "branches." not in dot
+
+
 def test_docs_drawing_is_the_example_as_it_is_now(tmp_path):
     """docs/example-config.svg shows examples/helpdesk.yaml as `config draw` draws it today.
     Compared by what it shows (clusters, nodes, edges, texts), not byte for byte."""
@@ -273,6 +283,45 @@ def test_simulate_timeout_and_stop_button():
     result = cli("simulate", str(DESK), "--tenant", "it", input="1\n")
     assert "(pressed [1] Stop waiting)" in result.stdout
     assert "IT Support [ended]" in result.stdout
+
+
+RATING_DESK = """
+primary_tenant: desk
+tenants:
+  - id: desk
+    name: Desk
+    primary_pipeline: p
+    pipelines:
+      - id: p
+        stages:
+          - {key: rate, action: feedback, next: done}
+          - key: done
+            action: end
+            state: resolved
+            template: {"type": "AdaptiveCard", "version": "1.5",
+                       "body": [{"type": "TextBlock", "text": "Rated ${Feedback.Rating}."}]}
+"""
+
+
+@pytest.mark.parametrize("typed, rating", [("5", "5"), ("1", "1"), ("4", "4")])
+def test_simulate_a_typed_number_at_the_rating_card_is_that_rating(tmp_path, typed, rating):
+    config = tmp_path / "desk.yaml"
+    config.write_text(RATING_DESK)
+    result = cli("simulate", str(config), input=f"{typed}\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # the options are keyed by their own numbers, so what is shown is what typing does
+    assert "[5] 5 - Excellent" in out and "[1] 1 - Poor" in out
+    assert f"(pressed [{typed}] {typed} - " in out
+    assert f"bot> Rated {rating}." in out
+
+
+def test_simulate_a_long_number_is_text_not_an_option(tmp_path):
+    config = tmp_path / "desk.yaml"
+    config.write_text(RATING_DESK)
+    result = cli("simulate", str(config), input="5" * 50 + "\nskip\n")
+    assert result.returncode == 0, result.stderr
+    assert "pressed" not in result.stdout and "Traceback" not in result.stderr
 
 
 def test_simulate_mistakes(tmp_path):
@@ -408,6 +457,52 @@ async def test_sessions_show(store):
     result = store_cli(db, "sessions", "show", "nope")
     assert result.returncode == 1
     assert "no session 'nope'" in result.stderr
+
+
+async def test_sessions_show_takes_the_short_ids_it_prints(store):
+    db, ids = store
+    result = store_cli(db, "sessions", "show", ids["Ada"])
+    chat_line = next(line for line in result.stdout.splitlines()
+                     if line.startswith("Sessions of this chat: "))
+    short = f"{ids['Ada-first'][:8]}.."
+    assert short in chat_line
+    for typed in (short, ids["Ada-first"][:8], ids["Ada-first"][:4]):
+        result = store_cli(db, "sessions", "show", typed)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Session {ids['Ada-first']}\n")
+    result = store_cli(db, "sessions", "show", ids["Ada-first"][:3])
+    assert result.returncode == 1 and "give at least 4 characters" in result.stderr
+
+
+async def test_sessions_show_an_ambiguous_short_id_lists_the_candidates(store):
+    from storage.embedded import EmbeddedStore
+
+    db, ids = store
+    docs = EmbeddedStore(db)
+    await docs.open()
+    original = await docs.read("tenant_data", "front", ids["Bo"])
+    twin_id = ids["Bo"][:6] + "0" * 26
+    body = {k: v for k, v in original.body.items() if k not in ("id", "tenantId", "_etag")}
+    await docs.create("tenant_data", "front", twin_id, {**body, "id": twin_id})
+    await docs.close()
+    result = store_cli(db, "sessions", "show", ids["Bo"][:6])
+    assert result.returncode == 2
+    assert f"'{ids['Bo'][:6]}' is the start of 2 session ids" in result.stderr
+    assert ids["Bo"] in result.stderr and twin_id in result.stderr
+    assert store_cli(db, "sessions", "show", ids["Bo"][:7]).returncode == 0
+
+
+async def test_sessions_an_unknown_tenant_is_a_usage_error(store):
+    db, _ = store
+    for command in (["list"], ["show", "abcdef"]):
+        result = store_cli(db, "sessions", *command, "--tenant", "nope")
+        assert result.returncode == 2, result.stdout
+        assert ("unknown tenant 'nope': the configuration has front, hr, it, and the store has "
+                "no sessions of 'nope'") in result.stderr
+        assert result.stdout == ""
+    # a tenant known to the configuration but without sessions is simply empty
+    result = store_cli(db, "sessions", "list", "--tenant", "it")
+    assert result.returncode == 0 and result.stdout == "IT Support (it): 0 sessions\n"
 
 
 def test_sessions_without_a_store(tmp_path):

@@ -89,6 +89,14 @@ def in_stage(path: Path, stage: str) -> str:
     return at(path, "it", "support", stage)
 
 
+def in_template(path: Path, name: str, message: str, *stages: str,
+                setting: str = "template") -> str:
+    """A problem of a template file: once, naming the file and the stages that use it."""
+    used_by = "; ".join(f"tenant 'it' > pipeline 'support' > stage {s!r} `{setting}`"
+                        for s in stages or ("welcome",))
+    return f"{path} > template {name}: {message} (used by {used_by})"
+
+
 # a valid first stage, so the stage under test is never the only one
 WELCOME = "- {key: welcome, action: message, template: 'builtin:welcome', next: done}\n"
 
@@ -294,10 +302,8 @@ def card(*body: dict, version: str = "1.5") -> dict:
 def test_template_file_is_not_json(tmp_path: Path) -> None:
     card_file(tmp_path, "broken.json", '{"type": "AdaptiveCard", "body": [}')
     path = write(tmp_path, welcome_with("broken.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        f"`template`: {tmp_path / 'broken.json'}: not valid JSON: "
-        "Expecting value (line 1, column 35)"
-    )
+    assert only_problem(path) == in_template(
+        path, "broken.json", "not valid JSON: Expecting value (line 1, column 35)")
 
 
 def test_template_file_nested_hostilely_deep_fails_cleanly(tmp_path: Path) -> None:
@@ -305,23 +311,20 @@ def test_template_file_nested_hostilely_deep_fails_cleanly(tmp_path: Path) -> No
     deep = tmp_path / "cards" / "deep.json"
     deep.parent.mkdir(exist_ok=True)
     deep.write_text("[" * 100_000 + "]" * 100_000)
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        f"`template`: {deep}: nested too deeply to be a card"
-    )
+    assert only_problem(path) == in_template(
+        path, "cards/deep.json", "nested too deeply to be a card")
     deep.write_text('{"type": "AdaptiveCard", "version": "1.5", "body": '
                     + "[" * 300 + "]" * 300 + "}")
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        f"`template`: {deep}: nested more than 40 levels deep: flatten it"
-    )
+    assert only_problem(path) == in_template(
+        path, "cards/deep.json", "nested more than 40 levels deep: flatten it")
 
 
 def test_template_file_is_missing(tmp_path: Path) -> None:
     path = write(tmp_path, welcome_with("cards/missing.json"))
     problem = only_problem(path)
-    missing = tmp_path / "cards" / "missing.json"
-    assert problem == in_stage(path, "welcome") + (
-        f"`template`: {missing}: file not found: check the path (relative to the config file)"
-    )
+    assert problem == in_template(
+        path, "cards/missing.json",
+        "file not found: check the path (relative to the config file)")
 
 
 def test_template_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
@@ -337,35 +340,31 @@ def test_template_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
 def test_template_that_is_not_an_adaptive_card(tmp_path: Path) -> None:
     card_file(tmp_path, "hero.json", {"type": "HeroCard", "version": "1.5", "body": []})
     path = write(tmp_path, welcome_with("hero.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        f"`template`: {tmp_path / 'hero.json'}: 'type' must be 'AdaptiveCard', not 'HeroCard'"
-    )
+    assert only_problem(path) == in_template(
+        path, "hero.json", "'type' must be 'AdaptiveCard', not 'HeroCard'")
 
 
 def test_template_that_is_a_json_list(tmp_path: Path) -> None:
     card_file(tmp_path, "list.json", "[]")
     path = write(tmp_path, welcome_with("list.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        f"`template`: {tmp_path / 'list.json'}: a card template must be a JSON object, not list"
-    )
+    assert only_problem(path) == in_template(
+        path, "list.json", "a card template must be a JSON object, not list")
 
 
 def test_template_with_version_1_6(tmp_path: Path) -> None:
     card_file(tmp_path, "new.json", card({"type": "TextBlock", "text": "x"}, version="1.6"))
     path = write(tmp_path, welcome_with("new.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        "`template`: not a valid Adaptive Card 1.5 once bound: "
-        "$.version 1.6 is newer than Teams supports (1.5)"
-    )
+    assert only_problem(path) == in_template(
+        path, "new.json", "not a valid Adaptive Card 1.5 once bound: "
+        "$.version 1.6 is newer than Teams supports (1.5)")
 
 
 def test_template_with_an_unknown_element(tmp_path: Path) -> None:
     card_file(tmp_path, "odd.json", card({"type": "Textblock", "text": "x"}))
     path = write(tmp_path, welcome_with("odd.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        "`template`: not a valid Adaptive Card 1.5 once bound: "
-        "$.body[0]: unknown element or action type 'Textblock'"
-    )
+    assert only_problem(path) == in_template(
+        path, "odd.json", "not a valid Adaptive Card 1.5 once bound: "
+        "$.body[0]: unknown element or action type 'Textblock'")
 
 
 def test_template_expression_that_does_not_parse(tmp_path: Path) -> None:
@@ -378,27 +377,81 @@ def test_template_expression_that_does_not_parse(tmp_path: Path) -> None:
         ),
     )
     path = write(tmp_path, welcome_with("bad.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        "`template`: $.body[1].text: bad expression ${Guest.Name +}: "
-        "unexpected character '+' (column 12 of the expression)"
-    )
+    assert only_problem(path) == in_template(
+        path, "bad.json", "$.body[1].text: bad expression ${Guest.Name +}: "
+        "unexpected character '+': arithmetic is not supported (column 12 of the expression)")
 
 
 def test_template_expression_without_closing_brace(tmp_path: Path) -> None:
     card_file(tmp_path, "open.json", card({"type": "TextBlock", "text": "Hi ${Guest.Name"}))
     path = write(tmp_path, welcome_with("open.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        "`template`: $.body[0].text: '${' at column 4 has no closing '}'"
-    )
+    assert only_problem(path) == in_template(
+        path, "open.json", "$.body[0].text: '${' at column 4 has no closing '}'")
 
 
 def test_template_binds_unknown_metadata(tmp_path: Path) -> None:
     card_file(tmp_path, "typo.json", card({"type": "TextBlock", "text": "Hi ${Guest.Nmae}"}))
     path = write(tmp_path, welcome_with("typo.json"))
-    assert only_problem(path) == in_stage(path, "welcome") + (
-        "`template`: $.body[0].text: unknown metadata name 'Guest.Nmae': "
-        "did you mean 'Guest.Name'?"
-    )
+    assert only_problem(path) == in_template(
+        path, "typo.json", "$.body[0].text: unknown metadata name 'Guest.Nmae': "
+        "did you mean 'Guest.Name'?")
+
+
+def test_a_bad_template_file_is_reported_once_with_every_stage_that_uses_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "cards").mkdir()
+    card_file(tmp_path, "cards/shared.json",
+              card({"type": "TextBlock", "text": "Hi ${Guest.Nmae} from ${Tenant.Nmae}"}))
+    path = write(tmp_path, desk("""
+        - {key: welcome, action: message, template: cards/shared.json, next: again}
+        - {key: again, action: message, template: cards/shared.json, next: done}
+        - {key: done, action: end, template: ./cards/shared.json}
+    """))
+    assert problems(path) == [
+        in_template(path, "cards/shared.json", "$.body[0].text: unknown metadata name "
+                    f"{name!r}: did you mean {fix!r}?", "welcome", "again", "done")
+        for name, fix in (("Guest.Nmae", "Guest.Name"), ("Tenant.Nmae", "Tenant.Name"))
+    ]
+
+
+def test_a_template_file_used_by_many_stages_lists_five_and_counts_the_rest(
+        tmp_path: Path) -> None:
+    card_file(tmp_path, "shared.json", card({"type": "TextBlock", "text": "${Guest.Nmae}"}))
+    stages = "\n".join(f"- {{key: s{i}, action: message, template: shared.json, next: s{i + 1}}}"
+                       for i in range(7))
+    path = write(tmp_path, desk(stages + "\n- {key: s7, action: end}"))
+    problem = only_problem(path)
+    assert problem.endswith("stage 's4' `template`; and 2 more)")
+    assert problem.count("stage 's") == 5
+
+
+def test_the_binding_check_knows_each_propertys_type(tmp_path: Path) -> None:
+    """A number bound alone into text is fine (it is written as text); text bound into a
+    number property is refused at load; a number into a number property is fine."""
+    fine = card({"type": "TextBlock", "text": "${Session.Hops}"},
+                {"type": "Input.Number", "id": "hops", "value": "${Session.Hops}"},
+                {"type": "FactSet", "facts": [{"title": "Hops", "value": "${Session.Hops}"}]})
+    card_file(tmp_path, "fine.json", fine)
+    path = write(tmp_path, welcome_with("fine.json"))
+    config, _ = load_config(path)
+    from cards.binding import bind
+
+    bound = bind(config.template("it", "support", "welcome", "template"), {"Session.Hops": 2})
+    assert bound["body"][0]["text"] == "2" and bound["body"][1]["value"] == 2
+    assert bound["body"][2]["facts"][0]["value"] == "2"
+
+    wrong = card({"type": "Input.Number", "id": "n", "value": "${Guest.Name}"},
+                 {"type": "TextBlock", "text": "x", "isVisible": "${Guest.Name}"},
+                 {"type": "TextBlock", "text": "${toLower(Session.Hops)}"})
+    card_file(tmp_path, "wrong.json", wrong)
+    path = write(tmp_path, welcome_with("wrong.json"))
+    assert problems(path) == [
+        in_template(path, "wrong.json", message) for message in (
+            "$.body[0].value: this property needs a number, and Guest.Name is text",
+            "$.body[1].isVisible: this property needs true or false, and Guest.Name is text",
+            "$.body[2].text: toLower() takes text: Session.Hops is a number",
+        )
+    ]
 
 
 def test_template_may_bind_what_a_question_stores(tmp_path: Path) -> None:
@@ -435,10 +488,10 @@ def test_transfer_template_is_checked_too(tmp_path: Path) -> None:
     path = write(tmp_path, desk("""
         - {key: move, action: tenant_transfer, tenant: hr, template: move.json}
     """))
-    assert only_problem(path) == in_stage(path, "move") + (
-        "`template`: $.body[0].text: unknown metadata name 'Session.TransferedTo.TenantName': "
-        "did you mean 'Session.TransferredTo.TenantName'?"
-    )
+    assert only_problem(path) == in_template(
+        path, "move.json", "$.body[0].text: unknown metadata name "
+        "'Session.TransferedTo.TenantName': did you mean 'Session.TransferredTo.TenantName'?",
+        "move")
 
 
 # --------------------------------------------------------------------------- settings
@@ -684,9 +737,8 @@ def test_several_errors_are_all_reported_at_once(tmp_path: Path) -> None:
         in_stage(path, "ask") + "`next` points to 'gone', which is not a stage of this pipeline: "
         "use one of ask, move, welcome",
         in_stage(path, "move") + "transfer to unknown tenant 'legal': use one of hr, it",
-        in_stage(path, "welcome")
-        + "`template`: $.body[0].text: unknown metadata name 'Guest.Nmae': "
-        "did you mean 'Guest.Name'?",
+        in_template(path, "typo.json", "$.body[0].text: unknown metadata name 'Guest.Nmae': "
+                    "did you mean 'Guest.Name'?"),
     ]
     assert sorted(info.value.problems) == sorted(expected)
     message = str(info.value)

@@ -281,12 +281,41 @@ def test_business_hours_settings(tmp_path: Path) -> None:
     )
     where = "tenant 'it' > pipeline 'support' > stage "
     assert problems(path) == [
-        where + "'h2': `closed`: required setting is missing",
+        where + "'h2': give exactly one of `closed` (the stage to go to while closed) and "
+                "`closed_template` (a card to send while closed, keeping the chat here)",
         where + "'h': `closed` points to 'nowhere', which is not a stage of this pipeline: use "
                 "one of done, h, h3",
         where + "'h': `business_hours` has no `next`: use `open` and `closed`",
         where + "'h3': `open` and `closed` must lead to other stages, not back here",
     ]
+
+
+def test_business_hours_closed_template_settings(tmp_path: Path) -> None:
+    card = ('{"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", '
+            '"text": "Open on ${Tenant.NextOpen}"}]}')
+    path = write(
+        tmp_path, HOURS,
+        f"- {{key: h, action: business_hours, open: done, closed_template: {card}, "
+        "reopened: 'Open now, ${Guest.Name}'}",
+        f"- {{key: h2, action: business_hours, open: done, closed: done, closed_template: {card}}}",
+        "- {key: h3, action: business_hours, open: done, closed: done, reopened: hi}",
+        "- {key: h4, action: business_hours, open: done, closed_template: nope.json}",
+        "- {key: h5, action: business_hours, open: done, closed_template: {type: AdaptiveCard, "
+        "version: '1.5', body: [{type: TextBlock, text: '${Tenant.NextOpn}'}]}}",
+        DONE,
+    )
+    where = "tenant 'it' > pipeline 'support' > stage "
+    found = problems(path)
+    assert found[:2] == [
+        where + "'h2': give exactly one of `closed` (the stage to go to while closed) and "
+                "`closed_template` (a card to send while closed, keeping the chat here)",
+        where + "'h3': `reopened` goes with `closed_template`: with `closed` nobody waits",
+    ]
+    assert ("template nope.json: file not found: check the path (relative to the config file) "
+            "(used by " + where + "'h4' `closed_template`)") in found
+    assert any(p.startswith(where + "'h5': `closed_template`") and "'Tenant.NextOpen'" in p
+               for p in found), found
+    assert not any("'h':" in p for p in found), found
 
 
 # --------------------------------------------------------------------------- feedback

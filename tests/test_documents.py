@@ -988,20 +988,6 @@ async def test_bot_storage_delete(bot_storage):
     assert await bot_storage.read(["b"]) == {}
 
 
-async def test_bot_storage_values_are_stored_as_plain_json(bot_storage):
-    from pydantic import BaseModel
-
-    class Answer(BaseModel):
-        question: str
-        value: int
-
-    activity = Activity(type="message", text="hi", from_property=ChannelAccount(id="u1"))
-    await bot_storage.write({"k": {"answer": Answer(question="q", value=1), "last": activity}})
-    got = (await bot_storage.read(["k"]))["k"]
-    assert got["answer"] == {"question": "q", "value": 1}
-    assert got["last"]["text"] == "hi" and got["last"]["from"] == {"id": "u1"}
-
-
 def make_turn(adapter: TestAdapter, conversation_id: str, text: str = "hi") -> TurnContext:
     activity = Activity(
         type="message",

@@ -124,9 +124,11 @@ async def test_a_need_the_knowledge_base_cannot_answer_goes_straight_to_the_menu
     assert "Which department should handle this?" in texts(sent)
 
 
-async def test_hr_is_closed_at_the_weekend_and_says_when_it_opens(tmp_path, make_docs, connector):
-    server = await BotServer(settings_for(tmp_path), docs=make_docs(),
-                             clock=FakeClock(SATURDAY_11_UTC)).start()
+async def test_hr_is_closed_at_the_weekend_and_picks_the_chat_up_when_it_opens(
+        tmp_path, make_docs, connector):
+    """The closed card says "write to us here again then and HR will pick it up": it does."""
+    clock = FakeClock(SATURDAY_11_UTC)
+    server = await BotServer(settings_for(tmp_path), docs=make_docs(), clock=clock).start()
     try:
         chat = Chat(teams.TeamsUser.make("Sat Urday"), server, connector)
         await chat.say("hi")
@@ -137,15 +139,29 @@ async def test_hr_is_closed_at_the_weekend_and_says_when_it_opens(tmp_path, make
         assert "Moving you from Service Desk to HR." in shown
         assert "HR is closed right now" in shown
         assert "HR opens again on Monday 26 January at 00:00 (Europe/London)." in shown
+        assert "write to us here again then and HR will pick it up" in shown
         assert "What is your employee number?" not in shown
 
         sessions = server.app[SESSIONS]
-        assert await sessions.live(chat.user.conversation_id) is None
+        live = await sessions.live(chat.user.conversation_id)
+        assert live is not None and live.tenant_id == "hr" and live.state == SessionState.OPEN
+        assert live.metadata["Tenant.NextOpenIso"] == "2026-01-26T00:00:00+00:00"
+
+        # writing again while HR is still closed: still HR, still closed, not a new chat
+        shown = texts(await chat.say("anyone there?"))
+        assert "HR is closed right now" in shown
+        assert "welcome to the Service Desk" not in shown
+
+        # Monday: writing again goes on with HR, in the same session
+        clock.now = SATURDAY_11_UTC + 2 * 86_400
+        shown = texts(await chat.say("hello again"))
+        assert "HR is open now: let's go on with your request." in shown
+        assert "What is your employee number?" in shown
+        assert "welcome to the Service Desk" not in shown
+        again = await sessions.live(chat.user.conversation_id)
+        assert again.id == live.id and again.metadata.get("Tenant.NextOpen") is None
         [hr] = await sessions.list("hr")
-        assert hr.state == SessionState.ENDED
-        assert hr.metadata["Tenant.NextOpenIso"] == "2026-01-26T00:00:00+00:00"
-        # the guest can start again
-        assert "welcome to the Service Desk" in texts(await chat.say("hi"))
+        assert hr.id == live.id
     finally:
         await server.stop()
 

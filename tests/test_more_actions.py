@@ -365,3 +365,23 @@ async def test_condition_otherwise_and_missing_names() -> None:
     c = ctx()
     assert await c.enter("route") == Goto("rate")
     assert c.sent == []
+
+
+async def test_condition_takes_a_branch_only_when_it_is_the_boolean_true() -> None:
+    """As a card's $when: text, a number or "" is not true (Adaptive Expressions' rules)."""
+    from types import SimpleNamespace
+
+    from pipelines.actions.condition import ACTION, Branch, ConditionStage
+
+    stage = ConditionStage(key="c", otherwise="none", branches=[
+        Branch(when="Answers.Name", next="text"),
+        Branch(when="Answers.Count", next="number"),
+        Branch(when="!Answers.Blank", next="not blank"),  # "" is true: !"" is false
+        Branch(when="!empty(Answers.Name)", next="named"),
+    ])
+    metadata = {"Answers.Name": "Ada", "Answers.Count": 3, "Answers.Blank": ""}
+    ctx = SimpleNamespace(session=SimpleNamespace(metadata=metadata),
+                          tenant=SimpleNamespace(id="it", name="IT"))
+    assert await ACTION.enter(ctx, stage) == Goto("named")
+    metadata["Answers.Name"] = ""
+    assert await ACTION.enter(ctx, stage) == Goto("none")

@@ -4,10 +4,11 @@
       action: condition
       branches:
         - {when: "Answers.Urgency == 'Blocking'", next: call_now}
-        - {when: "Answers.Device in ['Laptop', 'Phone']", next: hardware}
+        - {when: "contains(['Laptop', 'Phone'], Answers.Device)", next: hardware}
       otherwise: queue
 
-Branches are tried in order; the first whose `when` is true wins, else `otherwise`. Each
+Branches are tried in order; the first whose `when` is true (the boolean, as for a card's
+`$when`: text or a number is not) wins, else `otherwise`. Each
 expression is parsed when the config loads (a bad one is a config error naming the stage) and
 every name it reads must be one a stage or the bot provides, as in templates. No `eval`.
 """
@@ -18,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cards.expressions import Expression, ExpressionError, parse, truthy
+from cards.expressions import Expression, ExpressionError, is_true, parse
 from pipelines.actions.base import Action, Goto, LoadCheck, Outcome, StageContext
 from pipelines.config import StageConfig
 
@@ -86,7 +87,7 @@ class ConditionAction(Action[ConditionStage]):
             "Tenant.Name": ctx.tenant.name,
         }
         for branch in stage.branches:
-            if truthy(branch.expression.evaluate(values)):
+            if is_true(branch.expression.evaluate(values)):
                 return Goto(branch.next)
         return Goto(stage.otherwise)
 
