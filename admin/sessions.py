@@ -55,22 +55,26 @@ async def _check_tenant(docs: Any, tenant: str | None, names: dict[str, str]) ->
         return
     from storage.sessions import TENANT_DATA
 
-    if await docs.query(TENANT_DATA, tenant, {"type": "session"}, limit=1):
+    if await docs.query(TENANT_DATA, (tenant,), {"type": "session"}, limit=1):
         return
     raise fail(f"unknown tenant {tenant!r}: the configuration has {', '.join(names)}, and the "
                f"store has no sessions of {tenant!r}", USAGE)
 
 
-async def _sessions_starting_with(docs: Any, tenant: str | None, prefix: str) -> list[Any]:
-    """Sessions whose id starts with `prefix` (the short ids `show` prints, like `881d4693..`).
+# how many of the latest sessions a short id is looked for among (the store has no prefix
+# query; a whole id is found among any number)
+SHORT_ID_WINDOW = 5_000
 
-    The store has no prefix query: this reads the sessions of the tenant (of every tenant
-    without --tenant) and filters them here, which an admin's occasional look can afford.
-    """
+
+async def _sessions_starting_with(docs: Any, tenant: str | None, prefix: str) -> list[Any]:
+    """Sessions whose id starts with `prefix` (the short ids `show` prints, like `881d4693..`),
+    among the latest SHORT_ID_WINDOW of the tenant (of every tenant without --tenant)."""
     from storage.models import Session
     from storage.sessions import TENANT_DATA
 
-    found = await docs.query(TENANT_DATA, tenant, {"type": "session"})
+    found = await docs.query(TENANT_DATA, None if tenant is None else (tenant,),
+                             {"type": "session"}, order_by="updated_at", descending=True,
+                             limit=SHORT_ID_WINDOW)
     return [Session.model_validate(d.body) for d in found if d.id.startswith(prefix)]
 
 
@@ -198,7 +202,7 @@ def show(
     transfers it belongs to (hop log), and the transcript of every session in that chain."""
     from storage.documents import DocumentStore
     from storage.models import Session
-    from storage.sessions import TENANT_DATA, SessionStore
+    from storage.sessions import SessionStore
 
     names = _tenant_names(config)
 
@@ -209,10 +213,7 @@ def show(
             session = await store.get(tenant_id, wanted)
             if session is not None:
                 return session
-        if tenant:
-            return None
-        found = await docs.query(TENANT_DATA, None, {"type": "session", "id": wanted})
-        return Session.model_validate(found[0].body) if found else None
+        return None
 
     async def find(docs: DocumentStore, store: SessionStore) -> Session | None:
         session = await exact(docs, store) if wanted else None

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -101,7 +102,9 @@ class Timer(BaseModel):
 
 
 def timer_id(session_id: str, kind: str, due_at: float) -> str:
-    return f"{session_id}:{kind}:{round(due_at * 1000)}"
+    """`<session>:<kind>:<due ms>:<nonce>`: the bucket can be read back from it, and two
+    timers of a kind scheduled for the same moment are still two."""
+    return f"{session_id}:{kind}:{round(due_at * 1000)}:{uuid.uuid4().hex[:8]}"
 
 
 class TimerStore:
@@ -157,7 +160,8 @@ class TimerStore:
 
     async def cancel(self, key: str) -> bool:
         """Delete a timer early by its key (the session has already forgotten it)."""
-        due_ms = key.rsplit(":", 1)[-1]
+        parts = key.rsplit(":", 2)
+        due_ms = parts[-2] if len(parts) == 3 else ""
         if not due_ms.isdigit():
             return False
         return await self.docs.delete(TIMERS, bucket_of(int(due_ms) / 1000), key)

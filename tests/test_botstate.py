@@ -200,6 +200,7 @@ async def test_a_registered_pydantic_model_is_validated_when_read(docs):
     assert (await storage.read(["k"]))["k"]["answer"] == Rated(question="q", value=1)
     # what is stored is validated when read: a tampered value is refused, not built
     doc_id = encode_key("k")
+    await docs.open_container("botstate")  # raw documents: the container first
     doc = await docs.read("botstate", doc_id, doc_id)
     body = {k: v for k, v in doc.body.items() if k not in ("id", "stateKey", "_etag")}
     body["document"]["answer"]["$state"]["value"] = "not a number"
@@ -239,6 +240,7 @@ def test_register_state_class_refuses_what_it_cannot_keep():
 async def plant(docs: DocumentStore, key: str, document: object) -> None:
     """A document written straight into the store: what an attacker with database access does."""
     doc_id = encode_key(key)
+    await docs.open_container("botstate")
     await docs.upsert("botstate", doc_id, doc_id, {"key": key, "format": 2, "document": document})
 
 
@@ -290,6 +292,7 @@ async def test_a_malformed_tag_is_an_error_not_a_guess(docs):
 
 async def test_documents_of_the_first_encoding_still_read(docs):
     doc_id = encode_key("old")
+    await docs.open_container("botstate")
     await docs.upsert("botstate", doc_id, doc_id,
                       {"key": "old", "kind": "store_item", "document": {"name": "ada"}})
     got = (await DocumentBotStorage(docs).read(["old"]))["old"]

@@ -480,10 +480,11 @@ async def test_sessions_show_an_ambiguous_short_id_lists_the_candidates(store):
     db, ids = store
     docs = EmbeddedStore(db)
     await docs.open()
-    original = await docs.read("tenant_data", "front", ids["Bo"])
+    original = await docs.read("tenant_data", ("front", ids["Bo"]), ids["Bo"])
     twin_id = ids["Bo"][:6] + "0" * 26
-    body = {k: v for k, v in original.body.items() if k not in ("id", "tenantId", "_etag")}
-    await docs.create("tenant_data", "front", twin_id, {**body, "id": twin_id})
+    body = {k: v for k, v in original.body.items()
+            if k not in ("id", "tenantId", "sessionId", "_etag")}
+    await docs.create("tenant_data", ("front", twin_id), twin_id, {**body, "id": twin_id})
     await docs.close()
     result = store_cli(db, "sessions", "show", ids["Bo"][:6])
     assert result.returncode == 2

@@ -79,7 +79,7 @@ class Recorder:
 
 async def test_schedule_stores_a_timer_in_the_bucket_of_its_minute(timers, docs, clock):
     timer = await timers.schedule("it", "s1", "accept_timeout", delay=45, payload={"offer": 7})
-    assert timer.id == f"s1:accept_timeout:{int((START + 45) * 1000)}"
+    assert timer.id.startswith(f"s1:accept_timeout:{int((START + 45) * 1000)}:")
     assert timer.tenant_id == "it" and timer.key == timer.id
     assert timer.due_at == START + 45 and timer.payload == {"offer": 7}
     assert timer.attempts == 0 and timer.lease_owner is None and timer.etag
@@ -354,7 +354,7 @@ async def test_timers_survive_a_restart(docs, make_docs, clock):
         assert await runner.run_once() == 1
         clock.advance(540)
         assert await runner.run_once() == 1
-        assert sorted(t.rsplit(":", 2)[0] for t in handler.calls) == ["s1", "s2"]
+        assert sorted(t.split(":", 1)[0] for t in handler.calls) == ["s1", "s2"]
     finally:
         await restarted.close()
 
