@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import typer
 
 from admin.common import PROBLEMS, USAGE, err, fail, load_config_or_exit
+from pipelines.typed_number import whole_number
 
 SIM_COMMANDS = [
     ("help", "what the bot's help shows (as in Teams)"),
@@ -296,8 +297,9 @@ class Simulation:
             await self._sim_command(text)
             return
         option = None
-        if text.isdigit() and 1 <= int(text) <= len(self.terminal.options):
-            option = self.terminal.options[int(text) - 1]
+        number = whole_number(text, 1, len(self.terminal.options))
+        if number is not None:
+            option = self.terminal.options[number - 1]
             self.write(f"(pressed [{text}] {option.title})")
         guest = guest_input(text if option is None else None, option)
         live = self.session is not None and self.session.state.live

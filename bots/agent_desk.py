@@ -19,6 +19,7 @@ from cards.agent_cards import closed_offer_card
 from cards.builders import help_card
 from pipelines.actions.base import GuestInput
 from pipelines.routing import Refused, Routing
+from pipelines.typed_number import whole_number
 from storage.agents import Presence
 from storage.dedupe import first_delivery
 
@@ -161,9 +162,10 @@ class AgentDesk:
 
     async def _switch(self, agent_id: str, value: str) -> str:
         chats = await self.routing.my_chats(agent_id)
-        if not value.isdecimal() or not 1 <= int(value) <= len(chats):
+        number = whole_number(value, 1, len(chats))
+        if number is None:
             return f"Use **switch <number>** with a number from **chats** (1 to {len(chats)})."
-        session = chats[int(value) - 1]
+        session = chats[number - 1]
         await self.routing.switch(agent_id, session)
         return f"Your messages now go to {session.metadata.get('Guest.Name') or 'the guest'}."
 
