@@ -37,7 +37,7 @@ def _charset_problem(charset: str | None) -> str | None:
         return None
     try:
         b"{}".decode(charset)  # LookupError for an unknown codec or one that is not text
-    except (LookupError, ValueError):  # ValueError: a NUL or a lone surrogate in the name
+    except LookupError:
         return f"the charset {charset!r} is not a text encoding: send UTF-8"
     return None
 

@@ -127,6 +127,12 @@ async def test_a_charset_that_is_not_text_is_400_and_the_connection_closes(serve
         assert f"the charset '{charset}' is not a text encoding" in message, message
         assert answer.headers["connection"] == "close" and answer.closed, answer
         assert connector.to(user.conversation_id) == []
+    # a charset name that is not ASCII (aiohttp decodes it with U+FFFD for what is not UTF-8)
+    for raw_charset in (b"\xe9", b"\xc3\xa9", b"\xed\xb3\xa9"):
+        data = post_bytes(body).replace(b"application/json", b"application/json; charset="
+                                        + raw_charset, 1)
+        answer = await raw(server, data)
+        assert answer.status == 400 and b"charset" in answer.body, answer
     assert not _errors(caplog)
     await still_serves(server, connector)
 
