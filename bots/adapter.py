@@ -8,10 +8,10 @@ What each request gets:
 
 - malformed: 400 saying what is wrong, logged. Not JSON; not an object; no `type`,
   `serviceUrl` (http or https) or `conversation.id`; a member added or removed without an
-  `id`; a null in a list (botbuilder's dispatch failed on both); a field whose JSON type is not the
-  schema's (msrest would quietly turn `{"a": 1}` into the string "{'a': 1}"); a Teams
-  activity without `channelData`; nested more than MAX_DEPTH levels; a lone surrogate in a
-  string; a charset that is not a text encoding; a body that does not match its
+  `id`, or a null in a list (botbuilder's dispatch failed on both); a field whose JSON type
+  is not the schema's (msrest would quietly turn `{"a": 1}` into the string "{'a': 1}"); a
+  Teams activity without `channelData`; nested more than MAX_DEPTH levels; a lone surrogate
+  in a string; a charset that is not a text encoding; a body that does not match its
   Content-Encoding (the connection is then closed). Over the app's `client_max_size`
   (256 KB): 413, by its Content-Length before it is read, or as soon as a streamed body
   passes it (bots/request_body.py);
