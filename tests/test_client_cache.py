@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bots.lean_turns import MAX_CLIENTS, ClientCache
 from tests import teams
-from tests.connector import Connector
+from tests.connector import Connector, start_connector
 from tests.harness import BotServer, settings_for, texts
 
 INSTALLS = 300
@@ -39,12 +39,7 @@ class RegionalConnector(Connector):
 
 @pytest.fixture
 async def regional():
-    connector = RegionalConnector()
-    runner = web.AppRunner(connector.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    connector.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    connector, runner = await start_connector(RegionalConnector())
     yield connector
     await runner.cleanup()
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from tests import teams
 from tests.auth_server import ISSUER, LocalIdentity
-from tests.connector import Connector
+from tests.connector import Connector, start_connector
 from tests.harness import BotServer, settings_for, texts
 
 APP_ID = "0d7c54d6-58a1-4c8e-9d5b-6a1f3e2c9b70"
@@ -66,12 +66,7 @@ def identity(tmp_path):
 
 @pytest.fixture
 async def connector():
-    connector = MemberRecordingConnector()
-    runner = web.AppRunner(connector.app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    connector.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    connector, runner = await start_connector(MemberRecordingConnector())
     yield connector
     await runner.cleanup()
 
