@@ -19,6 +19,7 @@ botbuilder's, unchanged.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -38,19 +39,25 @@ from bots.outbound import Outbound
 
 ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)
 
+log = logging.getLogger(__name__)
+
 MAX_CLIENTS = 64
 
 
 async def _close(client: Any) -> None:
     """msrest's async clients close their aiohttp session in __aexit__; botbuilder's user
-    token client keeps its msrest client in `_client`."""
+    token client keeps its msrest client in `_client`. A failure is logged, never raised
+    into the turn that evicted the client."""
     client = getattr(client, "_client", client)
     close = getattr(client, "close", None) or getattr(client, "__aexit__", None)
     if close is None:
         return
-    result = close() if close.__name__ == "close" else close(None, None, None)
-    if inspect.isawaitable(result):
-        await result
+    try:
+        result = close() if close.__name__ == "close" else close(None, None, None)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        log.warning("could not close a cached client", extra={"reason": repr(exc)[:300]})
 
 
 class ClientCache:
