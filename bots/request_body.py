@@ -17,6 +17,7 @@ so aiohttp neither reads it again nor logs the broken stream as an unhandled exc
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -36,8 +37,11 @@ def _charset_problem(charset: str | None) -> str | None:
     if charset is None:
         return None
     try:
-        b"{}".decode(charset)  # LookupError for an unknown codec or one that is not text
+        codec = codecs.lookup(charset)
     except LookupError:
+        codec = None
+    # what bytes.decode() itself checks before refusing "rot13", "base64", "hex"...
+    if codec is None or not getattr(codec, "_is_text_encoding", True):
         return f"the charset {charset!r} is not a text encoding: send UTF-8"
     return None
 
@@ -70,7 +74,7 @@ async def read_text(request: web.Request, limit: int) -> str | Refusal:
         return Refusal(400, "the connection closed before the body was complete")
     try:
         return b"".join(chunks).decode(request.charset or "utf-8")
-    except UnicodeDecodeError:
+    except ValueError:  # UnicodeDecodeError, or a plain UnicodeError (idna, punycode)
         return Refusal(400, f"the body is not valid {request.charset or 'UTF-8'}", close=False)
 
 

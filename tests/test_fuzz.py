@@ -17,7 +17,7 @@ digits and texts that make regexes backtrack, and many distinct serviceUrls (aft
 the cached connector clients must not hold more files open than the cache's size).
 
 `SWITCHBOARD_FUZZ_RANDOM=1` explores new cases on every run; by default the cases are
-derandomized (the same on every run), so the suite is deterministic. About 15,500 cases in
+derandomized (the same on every run), so the suite is deterministic. About 15,800 cases in
 all; see `EXAMPLES`.
 """
 
@@ -59,6 +59,7 @@ EXAMPLES = {
     "activity_fields": 4000,
     "teams_guests": 3000,
     "teams_agents": 3000,
+    "worst_typed_text": 300,
     "charsets_and_encodings": 700,
     "lists_botbuilder_dispatches": 500,
     "distinct_service_urls": 300,
@@ -274,9 +275,13 @@ INTERESTING = [
     # numbers over Python's int() limit (4,300 digits), where a rating or a chat is typed
     "9" * 4500, "switch " + "9" * 4500, "0" * 5000 + "3", "9" * 4500 + " stars",
     "4" * 4400 + "/5 great", "\u0663" * 4500, "switch " + "0" * 5000 + "1",
-    # what makes a regex backtrack: unclosed mentions (8 s before), runs of one character
-    "<at>" * 16_000, "<at>x" * 5000 + "</at", "a" * 9999 + "!", "1" + " " * 10_000 + "x",
-    "1 out" + " " * 10_000 + "of", "1." * 5000,
+]
+# what makes a regex backtrack: unclosed mentions (8 s before), runs of one character (64 KB
+# at most: typed by the guests and agents of `test_fuzz_worst_typed_text`)
+BACKTRACKING = [
+    "<at>" * 16_000, "<at>x" * 5000 + "</at", "<at>" * 8000 + "</at>" + "<at>" * 8000,
+    "a" * 9999 + "!", "1" + " " * 10_000 + "x", "1 out" + " " * 10_000 + "of", "1." * 5000,
+    "1" * 60_000 + "x", "-" * 60_000, " " * 60_000 + "1",
 ]
 SURROGATES = st.lists(st.integers(0xD800, 0xDFFF).map(chr), min_size=1, max_size=3).map(
     "".join)
@@ -627,6 +632,33 @@ def _padded(activity: dict[str, Any], shape: str, size: int) -> dict[str, Any]:
     pad(0)
     pad(max(0, size - len(json.dumps(activity).encode())))
     return activity
+
+
+# -- 5b. the worst typed text, where guests and agents type ----------------------------
+
+
+def test_fuzz_worst_typed_text(live_agents, errors):
+    """Backtracking texts and long numbers, typed at every stage a guest or an agent reaches
+    here (the agents' desk config: questions, menus, waiting, chatting with an agent): each
+    turn is quick (the event loop is never held for a second) and logs nothing at ERROR."""
+    bot = live_agents
+    agents = [person(*who) for who in (ALICE, BOB)]
+    for agent in agents:
+        assert bot.post_json(teams.install(agent, bot.connector.url))[0] == 201
+    guests = [teams.TeamsUser.make(f"Typist {n}") for n in range(4)]
+
+    @fuzz_settings(EXAMPLES["worst_typed_text"])
+    @given(who=st.sampled_from(agents + guests), text=st.sampled_from(BACKTRACKING) | TEXT,
+           prefix=st.sampled_from(["", "switch ", "transfer ", "status ", "<at>Bot</at> "]))
+    def case(who: teams.TeamsUser, text: str, prefix: str) -> None:
+        activity = teams.message(who, bot.connector.url, prefix + text)
+        started = time.perf_counter()
+        status, body = bot.post_json(activity)
+        took = time.perf_counter() - started
+        check(status, body, f"{who.name}: {(prefix + text)[:100]!r}", errors)
+        assert took < 1.0, f"{took:.1f} s for {(prefix + text)[:60]!r}"
+
+    case()
 
 
 # -- 6. charsets and content encodings --------------------------------------------------

@@ -137,10 +137,16 @@ async def test_a_body_not_in_its_charset_is_400_and_the_connection_is_kept(serve
                                                                           caplog):
     """Read to its end, so the connection can carry the next request."""
     _, body = _activity(connector)
-    answer = await raw(server, post_bytes(b"\xff\xfe\xfd" + body), then=GOOD)
-    assert answer.status == 400 and answer.rest.startswith(b"HTTP/1.1 200 OK"), answer
-    assert not answer.closed
-    assert "the body is not valid UTF-8" in answer.body.decode()
+    for charset, sent, refused in (
+        (None, b"\xff\xfe\xfd" + body, "UTF-8"),
+        ("utf-32", body[:-1], "utf-32"),  # a length that is not a multiple of 4
+        ("idna", b"xn--zz", "idna"),  # idna raises a plain UnicodeError
+    ):
+        content_type = "application/json" + (f"; charset={charset}" if charset else "")
+        answer = await raw(server, post_bytes(sent, Content_Type=content_type), then=GOOD)
+        assert answer.status == 400 and answer.rest.startswith(b"HTTP/1.1 200 OK"), answer
+        assert not answer.closed
+        assert f"the body is not valid {refused}" in answer.body.decode(), answer.body
     assert not _errors(caplog)
 
 
