@@ -640,7 +640,8 @@ def _padded(activity: dict[str, Any], shape: str, size: int) -> dict[str, Any]:
 def test_fuzz_worst_typed_text(live_agents, errors):
     """Backtracking texts and long numbers, typed at every stage a guest or an agent reaches
     here (the agents' desk config: questions, menus, waiting, chatting with an agent): each
-    turn is quick (the event loop is never held for a second) and logs nothing at ERROR."""
+    turn takes under 2 s even on a loaded machine (the mention regex held the event loop for
+    8 s) and logs nothing at ERROR."""
     bot = live_agents
     agents = [person(*who) for who in (ALICE, BOB)]
     for agent in agents:
@@ -656,7 +657,7 @@ def test_fuzz_worst_typed_text(live_agents, errors):
         status, body = bot.post_json(activity)
         took = time.perf_counter() - started
         check(status, body, f"{who.name}: {(prefix + text)[:100]!r}", errors)
-        assert took < 1.0, f"{took:.1f} s for {(prefix + text)[:60]!r}"
+        assert took < 2.0, f"{took:.1f} s for {(prefix + text)[:60]!r}"  # the regex: 8 s
 
     case()
 

@@ -76,7 +76,8 @@ async def test_16000_unclosed_mentions_neither_stall_the_turn_nor_healthz(server
     await chat.say("hi")
     text = "<at>" * 16_000  # 64 KB; the regex took 8 s
     took, health = await _healthz_while(server, chat.say(text))
-    assert took < 1.0 and health < 1.0, (took, health)
+    print(f"\n16,000 unclosed mentions: the turn took {took:.3f} s, /healthz waited {health:.3f} s")
+    assert took < 2.0 and health < 2.0, (took, health)  # the regex: 8 s, /healthz as long
     # nothing to strip: the answer is the text cut at 10,000 characters, and not a code
     assert "That doesn't look right" in texts(connector.to(chat.user.conversation_id))
     assert not _errors(caplog)
@@ -100,7 +101,7 @@ def test_whole_number(text, low, high, expected):
 def test_whole_number_reads_a_quarter_megabyte_of_digits_quickly():
     started = time.perf_counter()
     assert whole_number("9" * 256 * 1024, 1, 5) is None
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 1.0
 
 
 async def test_a_guest_typing_4500_digits_at_feedback_is_told_the_range(server, connector,
@@ -142,7 +143,7 @@ async def test_a_pathological_answer_to_an_admins_pattern_is_refused_quickly(ser
     chat = Chat(teams.TeamsUser.make("Cy"), server, connector)
     await chat.say("hi")
     took, health = await _healthz_while(server, chat.say("a" * 9_999 + "!"))
-    assert took < 1.0 and health < 1.0, (took, health)
+    assert took < 2.0 and health < 2.0, (took, health)
     shown = texts(connector.to(chat.user.conversation_id)[-2:])
     assert "That doesn't look right: please enter a code of letters a." in shown
     assert not _errors(caplog)
@@ -164,12 +165,13 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("case", list(ADVERSARIAL))
 def test_every_text_step_on_a_guests_text_is_linear(case):
-    """Mentions, typed ratings (regex and number), the FAQ's normalization: each well under
-    a second on 256 KB (the body limit) of its worst input."""
+    """Mentions, typed ratings (regex and number), the FAQ's normalization: each under a
+    second on 256 KB (the body limit) of its worst input (milliseconds on an idle machine;
+    the quadratic mention regex took minutes on 64,000 `<at>`)."""
     text = ADVERSARIAL[case]
     guest = GuestInput(text=text)
     steps = (strip_mentions, lambda _: read_feedback(guest), parse_rating, lambda _: _typed(guest))
     for step in steps:
         started = time.perf_counter()
         step(text)
-        assert time.perf_counter() - started < 0.5, (case, step)
+        assert time.perf_counter() - started < 1.0, (case, step)
