@@ -16,18 +16,15 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Literal
 
 from aiohttp import web
-from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import CallerIdConstants
-from botframework.connector.auth import AuthenticationConstants
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.adapter import StockAdapter, SwitchboardAdapter, on_turn_error
 from bots.agent_desk import AgentDesk
+from bots.authentication import bot_auth
 from bots.help_desk_bot import HelpDeskBot
 from bots.json_logging import configure as configure_logging
 from bots.messenger import LeanChannel, StockChannel
@@ -185,39 +182,6 @@ class Settings(BaseSettings):
     )
 
 
-def _bot_auth(settings: Settings) -> ConfigurationBotFrameworkAuthentication:
-    config = SimpleNamespace(
-        APP_ID=settings.app_id,
-        APP_PASSWORD=settings.app_password,
-        APP_TYPE=settings.app_type,
-        APP_TENANTID=settings.aad_tenant_id,
-    )
-    overrides = {
-        "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": settings.openid_metadata_url,
-        "TO_BOT_FROM_CHANNEL_TOKEN_ISSUER": settings.token_issuer,
-        "TO_CHANNEL_FROM_BOT_LOGIN_URL": settings.login_url,
-    }
-    if any(overrides.values()):
-        # with any of these set botbuilder uses only what it is given (an unset issuer would
-        # refuse every token): the others keep the public cloud's values
-        for name, default in _PUBLIC_CLOUD.items():
-            setattr(config, name, overrides.get(name) or default)
-    return ConfigurationBotFrameworkAuthentication(config)
-
-
-_PUBLIC_CLOUD = {
-    "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL":
-        AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL,
-    "TO_BOT_FROM_CHANNEL_TOKEN_ISSUER": AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
-    "TO_CHANNEL_FROM_BOT_LOGIN_URL": AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX,
-    "TO_CHANNEL_FROM_BOT_OAUTH_SCOPE": AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
-    "TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL":
-        AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
-    "OAUTH_URL": AuthenticationConstants.OAUTH_URL,
-    "CALLER_ID": CallerIdConstants.public_azure_channel,
-}
-
-
 def make_store(settings: Settings) -> DocumentStore:
     return create_store(
         settings.store,
@@ -260,7 +224,7 @@ def create_app(
                             retention_days=settings.retention_days, owner=owner.name,
                             dead=owner.dead)
     adapter_class = SwitchboardAdapter if settings.lean_adapter else StockAdapter
-    adapter = adapter_class(_bot_auth(settings))
+    adapter = adapter_class(bot_auth(settings))
     adapter.outbound = Outbound(
         token=BotTokenProvider(
             settings.app_id, settings.app_password, app_type=settings.app_type,

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from admin.common import PROBLEMS, USAGE, err, fail, load_config_or_exit
+from pipelines.typed_number import whole_number
 
 SIM_COMMANDS = [
     ("help", "what the bot's help shows (as in Teams)"),
@@ -337,9 +338,10 @@ class Simulation:
         option = None
         options = self.terminal.options
         keys = option_keys(options)
-        if text.isascii() and text.isdigit() and len(text) <= 6 and str(int(text)) in keys:
-            option = options[keys.index(str(int(text)))]
-            self.write(f"(pressed [{int(text)}] {option.title})")
+        number = whole_number(text, 0, 999_999)
+        if number is not None and str(number) in keys:
+            option = options[keys.index(str(number))]
+            self.write(f"(pressed [{number}] {option.title})")
         guest = guest_input(text if option is None else None, option)
         live = self.session is not None and self.session.state.live
         if option is None and command == "help":

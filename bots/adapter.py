@@ -7,10 +7,14 @@ time, which fails on the dict it already is and answers HTTP 500 to every
 What each request gets:
 
 - malformed: 400 saying what is wrong, logged. Not JSON; not an object; no `type`,
-  `serviceUrl` (http or https) or `conversation.id`; a field whose JSON type is not the
-  schema's (msrest would quietly turn `{"a": 1}` into the string "{'a': 1}"); a Teams
-  activity without `channelData`; nested more than MAX_DEPTH levels; a lone surrogate in a
-  string. Over 256 KB: 413 (aiohttp, `client_max_size`);
+  `serviceUrl` (http or https) or `conversation.id`; a member added or removed without an
+  `id`, or a null in a list (botbuilder's dispatch failed on both); a field whose JSON type
+  is not the schema's (msrest would quietly turn `{"a": 1}` into the string "{'a': 1}"); a
+  Teams activity without `channelData`; nested more than MAX_DEPTH levels; a lone surrogate
+  in a string; a charset that is not a text encoding; a body that does not match its
+  Content-Encoding (the connection is then closed). Over the app's `client_max_size`
+  (256 KB): 413, by its Content-Length before it is read, or as soon as a streamed body
+  passes it (bots/request_body.py);
 - not authenticated, when an app id is set (no token, a bad one, expired, for another app
   or issuer, a `serviceurl` claim that is not the activity's): 401, the reason logged.
   botbuilder raises PermissionError for some of these, and jwt's errors, IndexError,
@@ -40,7 +44,9 @@ from botframework.connector import Channels
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from msrest.serialization import Model
 
+from bots.json_logging import quiet_known_noise
 from bots.lean_turns import LeanTurns
+from bots.request_body import Refusal, read_text
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,18 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _bad_request(message: str) -> web.Response:
-    log.warning("request refused: malformed", extra={"reason": message})
-    return web.json_response({"error": "BadRequest", "message": message}, status=400)
+    return _refused(Refusal(400, message, close=False))
+
+
+def _refused(refusal: Refusal) -> web.Response:
+    kind = "too large" if refusal.status == 413 else "malformed"
+    log.warning(f"request refused: {kind}", extra={"reason": refusal.message})
+    error = "PayloadTooLarge" if refusal.status == 413 else "BadRequest"
+    response = web.json_response({"error": error, "message": refusal.message},
+                                 status=refusal.status)
+    if refusal.close:
+        response.force_close()  # sends Connection: close
+    return response
 
 
 def _content_problem(value: Any) -> str | None:
@@ -90,11 +106,19 @@ def _shape_problem(body: dict[str, Any]) -> str | None:
     if not isinstance(service_url, str) or not service_url.startswith(("https://", "http://")):
         return "the Activity's `serviceUrl` must be an http(s) URL"
     conversation = body.get("conversation")
-    if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), str) or (
-        not conversation["id"]
-    ):
+    if not isinstance(conversation, dict) or not _is_id(conversation.get("id")):
         return "the Activity's `conversation.id` must be a non-empty string"
+    for key in ("membersAdded", "membersRemoved"):
+        # botbuilder's handlers read each member's id (Teams asks the connector for it)
+        members = body.get(key)
+        for index, member in enumerate(members if isinstance(members, list) else []):
+            if isinstance(member, dict) and not _is_id(member.get("id")):  # null: below
+                return f"`{key}[{index}].id` must be a non-empty string"
     return None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
 
 
 def _require_expiry(identity: ClaimsIdentity) -> None:
@@ -126,6 +150,9 @@ def _type_problem(data: dict[str, Any], model: type[Model], path: str = "") -> s
                 return f"`{where}` must be an object"
             items = value.values() if isinstance(value, dict) else value
             for index, item in enumerate(items):
+                if item is None and kind.startswith("["):
+                    # msrest keeps it, and whatever iterates the list fails on it
+                    return f"`{where}[{index}]` must not be null"
                 problem = _value_problem(item, kind[1:-1], f"{where}[{index}]")
                 if problem:
                     return problem
@@ -166,14 +193,21 @@ def _plain(body: Any) -> Any:
 class StockAdapter(CloudAdapter):
     """botbuilder's turn as shipped (clients per turn, `requests`), with our `process`."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        quiet_known_noise()  # what aiohttp and msrest log about a caller's request
+
     async def process(self, request: web.Request, bot, ws_response=None) -> web.Response:
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["POST"])
         if "application/json" not in request.headers.get("Content-Type", ""):
             raise web.HTTPUnsupportedMediaType(text="send application/json")
+        text = await read_text(request, request.client_max_size)
+        if isinstance(text, Refusal):
+            return _refused(text)
         try:
-            body = await request.json(loads=json.loads)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            body = json.loads(text)
+        except (ValueError, RecursionError):
             return _bad_request("the body is not valid JSON")
         if not isinstance(body, dict):
             return _bad_request("the body must be a JSON object (an Activity)")

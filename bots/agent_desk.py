@@ -26,6 +26,7 @@ from cards.agent_cards import closed_offer_card
 from cards.builders import help_card
 from pipelines.actions.base import GuestInput
 from pipelines.routing import Refused, Routing, activity_key
+from pipelines.typed_number import whole_number
 from storage.agents import Presence
 from storage.dedupe import first_delivery
 
@@ -40,8 +41,6 @@ AGENT_COMMANDS = [
     ("switch <number>", "send your messages to another of your chats"),
     ("help", "show this list"),
 ]
-# the most chats anyone could `switch` between: a longer number is not one of them
-MAX_SWITCH_DIGITS = 4
 
 
 def _text(text: str) -> Activity:
@@ -195,11 +194,10 @@ class AgentDesk:
 
     async def _switch(self, agent_id: str, value: str) -> str:
         chats = await self.routing.chat.my_chats(agent_id)
-        digits = value.strip()
-        if (not digits.isdecimal() or len(digits) > MAX_SWITCH_DIGITS
-                or not 1 <= int(digits) <= len(chats)):
+        number = whole_number(value, 1, len(chats))
+        if number is None:
             return f"Use **switch <number>** with a number from **chats** (1 to {len(chats)})."
-        session = chats[int(digits) - 1]
+        session = chats[number - 1]
         await self.routing.chat.switch(agent_id, session)
         return f"Your messages now go to {session.metadata.get('Guest.Name') or 'the guest'}."
 

@@ -6,7 +6,8 @@ each rebuilding msrest's retry-code list against a 501-item list, and then every
 goes through `requests` in a thread pool on a new TCP connection. Here:
 
 - the connector client and the user-token client are built once per service URL / app id
-  and reused (they hold no per-turn state), so `TeamsInfo` and OAuth still work;
+  and reused (they hold no per-turn state), so `TeamsInfo` and OAuth still work; at most
+  MAX_CLIENTS are kept, and one evicted is closed (once no turn uses it);
 - msrest's `safe_codes` becomes a set, for the clients that are still built;
 - replies, updates and deletes go through `bots.outbound.Outbound`: one pooled aiohttp
   session, a per-conversation and per-app rate limiter, retries on 429/5xx.
@@ -18,7 +19,10 @@ botbuilder's, unchanged.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from botbuilder.core import TurnContext
@@ -35,16 +39,71 @@ from bots.outbound import Outbound
 
 ClientRetryPolicy.safe_codes = frozenset(ClientRetryPolicy.safe_codes)
 
-_MAX_CLIENTS = 64
+log = logging.getLogger(__name__)
+
+MAX_CLIENTS = 64
 
 
-class _Lru(OrderedDict):
-    def remember(self, key: Any, value: Any) -> Any:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > _MAX_CLIENTS:
-            self.popitem(last=False)
-        return value
+async def _close(client: Any) -> None:
+    """msrest's async clients close their aiohttp session in __aexit__; botbuilder's user
+    token client keeps its msrest client in `_client`. A failure is logged, never raised
+    into the turn that evicted the client."""
+    client = getattr(client, "_client", client)
+    close = getattr(client, "close", None) or getattr(client, "__aexit__", None)
+    if close is None:
+        return
+    try:
+        result = close() if close.__name__ == "close" else close(None, None, None)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        log.warning("could not close a cached client", extra={"reason": repr(exc)[:300]})
+
+
+class ClientCache:
+    """Clients by key, at most MAX_CLIENTS of them: the least recently used is closed when
+    it is evicted (it holds an aiohttp session and its connections), or, if a turn is still
+    using it, when that turn ends."""
+
+    def __init__(self, size: int = MAX_CLIENTS) -> None:
+        self.size = size
+        self._clients: OrderedDict[Hashable, Any] = OrderedDict()
+        self._turns: dict[int, int] = {}  # id(client) -> turns using it now
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    @asynccontextmanager
+    async def lease(self, key: Hashable, make: Callable[[], Awaitable[Any]]) -> AsyncIterator[Any]:
+        """The client for `key` (made if missing), kept open while the block runs."""
+        client = self._clients.get(key)
+        if client is None:
+            made = await make()
+            client = self._clients.setdefault(key, made)  # another turn may have made one
+            if client is not made:
+                await _close(made)
+        self._clients.move_to_end(key)
+        self._turns[id(client)] = self._turns.get(id(client), 0) + 1
+        evicted = []
+        while len(self._clients) > self.size:
+            evicted.append(self._clients.popitem(last=False)[1])
+        try:
+            for old in evicted:
+                if old is not client and id(old) not in self._turns:
+                    await _close(old)
+            yield client
+        finally:
+            self._turns[id(client)] -= 1
+            if not self._turns[id(client)]:
+                del self._turns[id(client)]
+                if self._clients.get(key) is not client:  # evicted while in use
+                    await _close(client)
+
+    async def close(self) -> None:
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await _close(client)
 
 
 def _body(activity: Activity) -> dict[str, Any]:
@@ -65,49 +124,45 @@ class LeanTurns:
 
     outbound: Outbound
 
-    def _client_caches(self) -> tuple[_Lru, _Lru]:
+    def _client_caches(self) -> tuple[ClientCache, ClientCache]:
         caches = getattr(self, "_lean_caches", None)
         if caches is None:
-            caches = (_Lru(), _Lru())
+            caches = (ClientCache(), ClientCache())
             self._lean_caches = caches
         return caches
 
     async def close_clients(self) -> None:
         """Close the cached msrest clients (their aiohttp sessions) when the app stops."""
         for cache in self._client_caches():
-            for client in list(cache.values()):
-                # msrest's async clients close their aiohttp session in __aexit__
-                close = getattr(client, "close", None) or getattr(client, "__aexit__", None)
-                if close is None:
-                    continue
-                result = close() if close.__name__ == "close" else close(None, None, None)
-                if inspect.isawaitable(result):
-                    await result
-            cache.clear()
+            await cache.close()
 
-    async def _connector_client(self, factory: Any, service_url: str, audience: str | None):
-        if factory is None:
-            return None
+    def _connector_client(self, factory: Any, service_url: str, audience: str | None):
         connectors, _ = self._client_caches()
         key = (service_url, audience, getattr(factory, "_app_id", None))
-        client = connectors.get(key)
-        if client is None:
-            client = connectors.remember(key, await factory.create(service_url, audience))
-        return client
+        return connectors.lease(key, lambda: factory.create(service_url, audience))
 
-    async def _user_token_client(self, claims_identity: Any):
+    def _user_token_client(self, claims_identity: Any):
         _, token_clients = self._client_caches()
         key = frozenset((k, v) for k, v in (claims_identity.claims or {}).items()
                         if k in ("aud", "appid", "azp", "ver"))
-        client = token_clients.get(key)
-        if client is None:
-            client = token_clients.remember(
-                key,
-                await self.bot_framework_authentication.create_user_token_client(
-                    claims_identity
-                ),
+        return token_clients.lease(
+            key, lambda: self.bot_framework_authentication.create_user_token_client(
+                claims_identity))
+
+    async def _run(self, activity, claims_identity, audience, factory, logic) -> TurnContext:
+        """botbuilder's turn, with this turn's clients leased from the caches."""
+        async with AsyncExitStack() as leases:
+            connector = None
+            if factory is not None:
+                connector = await leases.enter_async_context(
+                    self._connector_client(factory, activity.service_url, audience))
+            token_client = await leases.enter_async_context(
+                self._user_token_client(claims_identity))
+            context = self._create_turn_context(
+                activity, claims_identity, audience, connector, token_client, logic, factory,
             )
-        return client
+            await self.run_pipeline(context, logic)
+            return context
 
     async def process_activity(self, auth_header_or_authenticate_request_result, activity,
                                logic):
@@ -118,36 +173,13 @@ class LeanTurns:
             else auth
         )
         activity.caller_id = result.caller_id
-        connector = await self._connector_client(
-            result.connector_factory, activity.service_url, result.audience
-        )
-        context = self._create_turn_context(
-            activity,
-            result.claims_identity,
-            result.audience,
-            connector,
-            await self._user_token_client(result.claims_identity),
-            logic,
-            result.connector_factory,
-        )
-        await self.run_pipeline(context, logic)
+        context = await self._run(activity, result.claims_identity, result.audience,
+                                  result.connector_factory, logic)
         return self._process_turn_results(context)
 
     async def process_proactive(self, claims_identity, continuation_activity, audience, logic):
         factory = self.bot_framework_authentication.create_connector_factory(claims_identity)
-        connector = await self._connector_client(
-            factory, continuation_activity.service_url, audience
-        )
-        context = self._create_turn_context(
-            continuation_activity,
-            claims_identity,
-            audience,
-            connector,
-            await self._user_token_client(claims_identity),
-            logic,
-            factory,
-        )
-        await self.run_pipeline(context, logic)
+        await self._run(continuation_activity, claims_identity, audience, factory, logic)
 
     async def send_activities(
         self, context: TurnContext, activities: list[Activity]

@@ -17,6 +17,32 @@ BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 LOGIN = "https://login.microsoftonline.com"
 
 
+def authority(app_type: str, aad_tenant_id: str = "", login_url: str | None = None) -> str:
+    """Where the bot logs in: the configured login URL (TO_CHANNEL_FROM_BOT_LOGIN_URL, the
+    whole authority), else Microsoft's, for botframework.com or the bot's Entra tenant."""
+    tenant = aad_tenant_id if app_type == "SingleTenant" and aad_tenant_id else (
+        "botframework.com")
+    return login_url or f"{LOGIN}/{tenant}"
+
+
+def confidential_client(app_id: str, password: str,
+                        login: str) -> msal.ConfidentialClientApplication:
+    """MSAL's client for the bot's app id and password, logging in at `login` only.
+
+    For an authority that is not Microsoft's own (a sovereign or private cloud, a test's
+    loopback server), MSAL would first ask login.microsoftonline.com to "discover" it:
+    that is turned off, so nothing but the configured login URL is contacted.
+    """
+    microsoft = login.startswith(LOGIN)
+    return msal.ConfidentialClientApplication(
+        app_id,
+        client_credential=password,
+        authority=login,
+        validate_authority=microsoft,
+        instance_discovery=microsoft,
+    )
+
+
 class BotTokenProvider:
     def __init__(
         self,
@@ -32,9 +58,7 @@ class BotTokenProvider:
         self.password = password
         self.app_type = app_type
         self.scope = scope
-        tenant = aad_tenant_id if app_type == "SingleTenant" and aad_tenant_id else (
-            "botframework.com")
-        self.authority = login_url or f"{LOGIN}/{tenant}"
+        self.authority = authority(app_type, aad_tenant_id, login_url)
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -58,14 +82,7 @@ class BotTokenProvider:
             token = ManagedIdentityCredential(client_id=self.app_id).get_token(self.scope)
             return token.token, float(token.expires_on)
         if self._app is None:
-            local = not self.authority.startswith(LOGIN)
-            self._app = msal.ConfidentialClientApplication(
-                self.app_id,
-                client_credential=self.password,
-                authority=self.authority,
-                validate_authority=not local,
-                instance_discovery=not local,
-            )
+            self._app = confidential_client(self.app_id, self.password, self.authority)
         result = self._app.acquire_token_for_client(scopes=[self.scope])
         if "access_token" not in result:
             raise PermissionError(

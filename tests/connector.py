@@ -169,8 +169,9 @@ class Connector:
         return app
 
 
-async def start_connector() -> tuple[Connector, web.AppRunner]:
-    connector = Connector()
+async def start_connector(connector: Connector | None = None) -> tuple[Connector, web.AppRunner]:
+    """`connector` (a plain one by default) served on a free loopback port."""
+    connector = connector or Connector()
     runner = web.AppRunner(connector.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

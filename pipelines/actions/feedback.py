@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from cards.builders import RATING_LABELS, chosen_card, feedback_card
 from pipelines.actions.base import Action, Goto, GuestInput, Outcome, StageContext, Wait
 from pipelines.config import METADATA_KEY_PATTERN, StageConfig
+from pipelines.typed_number import whole_number
 
 SKIP_WORDS = frozenset({"skip", "no thanks", "no thank you", "later", "not now"})
 # the engine's namespaces: a feedback prefix must not overwrite them
@@ -85,8 +86,8 @@ def parse_rating(raw: Any) -> tuple[int | None, str | None]:
         return None, NOT_A_RATING
     if not re.fullmatch(r"\d+", text):
         return None, "Please give a whole number from 1 (poor) to 5 (excellent)."
-    rating = int(text)
-    if not 1 <= rating <= 5:
+    rating = whole_number(text, 1, 5)
+    if rating is None:
         return None, OUT_OF_RANGE
     return rating, None
 
