@@ -1,8 +1,9 @@
 """`faq`: search the tenant's knowledge base for the guest's question and offer the answers.
 
 The question is a metadata value (`question_from`, e.g. the answer to an earlier question).
-When the best article scores at least `min_score`, it and the next best (at most
-`max_results`, each scoring at least half the best) are shown on one card, each with "This
+When the evidence for the best article is real (pipelines.search.abstention: `min_score`
+distinctive words in common, or both rankings agreeing, or a close meaning), it and the next
+best that pass the same test (at most `max_results`) are shown on one card, each with "This
 solved it"; under them, "I still need help". Typed "solved" / "yes" (the best article) and
 "still need help" / "no" work too.
 
@@ -11,6 +12,9 @@ solved it"; under them, "I still need help". Typed "solved" / "yes" (the best ar
 - Nothing scores high enough (or there is no question): straight to `next`, no card.
 
 The index is built once per tenant when the config loads (`pipelines.knowledge`).
+`KnowledgeBase.search` returns the whole `SearchResult` (normalised question, candidates with
+their scores, the reason the card was shown or withheld), which is what a record of the answer
+keeps.
 """
 
 from __future__ import annotations
@@ -33,16 +37,15 @@ from pipelines.actions.base import (
 )
 from pipelines.config import METADATA_KEY_PATTERN, StageConfig, TemplateRef
 from pipelines.knowledge import Article
+from pipelines.search.abstention import Abstention
 from storage.models import SessionState
 
 ARTICLE_ID = "Faq.ArticleId"
 ARTICLE_TITLE = "Faq.ArticleTitle"
 SUGGESTED = "Faq.Suggested"
-# the score the best match needs by default, in distinctive words (pipelines.knowledge);
-# measured on examples/kb and tests/faq_questions.yaml (docs/faq.md)
-DEFAULT_MIN_SCORE = 0.5
-# the other matches are shown when they score at least this share of the best one
-RELATED_SHARE = 0.5
+# the words in common that show a card on their own, in distinctive words
+# (pipelines.search.lexical); chosen on tests/faq_dev_set.yaml (docs/faq.md); 0 = always show
+DEFAULT_MIN_SCORE = Abstention().min_words
 
 SOLVED_WORDS = frozenset({
     "solved", "yes", "y", "yep", "yeah", "this solved it", "that solved it", "it solved it",
@@ -59,6 +62,8 @@ class FaqStage(StageConfig):
     # the metadata name that holds the guest's question, e.g. Answers.Need
     question_from: str
     max_results: int = Field(default=3, ge=1, le=5)
+    # distinctive words in common that show a card on their own (other evidence may too);
+    # 0 shows the best article whatever the evidence
     min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0, le=100)
     prompt: str = Field(
         default="These articles may answer your question:", min_length=1, max_length=2000
@@ -77,6 +82,9 @@ class FaqStage(StageConfig):
                 "Answers.Need"
             )
         return value
+
+    def abstention(self) -> Abstention:
+        return Abstention(min_words=self.min_score)
 
     def template_refs(self) -> dict[str, TemplateRef]:
         return {"solved_template": self.solved_template}
@@ -103,14 +111,13 @@ class FaqAction(Action[FaqStage]):
         knowledge = ctx.config.knowledge_base(ctx.tenant.id)
         if question is None or not str(question).strip() or knowledge is None:
             return Goto(stage.next)
-        matches = knowledge.search(
-            str(question), limit=stage.max_results, min_score=stage.min_score,
-            share=RELATED_SHARE,
+        result = knowledge.search(
+            str(question), limit=stage.max_results, abstention=stage.abstention(),
         )
-        if not matches:
+        if not result.shown:
             return Goto(stage.next)
-        ctx.set_metadata(SUGGESTED, ",".join(m.article.id for m in matches))
-        await ctx.send_card(self._card(ctx, stage, [m.article for m in matches]))
+        ctx.set_metadata(SUGGESTED, ",".join(a.id for a in result.articles))
+        await ctx.send_card(self._card(ctx, stage, result.articles))
         return Wait()
 
     async def receive(self, ctx: StageContext, stage: FaqStage, guest: GuestInput) -> Outcome:
