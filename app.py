@@ -30,17 +30,19 @@ from bots.adapter import StockAdapter, SwitchboardAdapter, on_turn_error
 from bots.agent_desk import AgentDesk
 from bots.help_desk_bot import HelpDeskBot
 from bots.json_logging import configure as configure_logging
-from bots.messenger import Messenger
+from bots.messenger import LeanChannel, StockChannel
 from bots.outbound import Outbound, RateLimiter
 from bots.tokens import BotTokenProvider
+from pipelines.delivery import Deliverer, Owner
 from pipelines.engine import Engine
 from pipelines.loader import ConfigError, load_config
-from pipelines.routing import Routing
+from pipelines.recovery import Recovery, SweepLease
+from pipelines.routing import Desk, Routing
 from storage.agents import AgentStore
 from storage.config_store import publish
 from storage.documents import DocumentStore, StoreError
 from storage.factory import create_store
-from storage.rehome import recover_transfers
+from storage.models import DEFAULT_RETENTION_DAYS
 from storage.sessions import SessionStore
 from storage.timers import TimerRunner, TimerStore
 
@@ -55,6 +57,8 @@ ENGINE = web.AppKey("engine", Engine)
 BOT = web.AppKey("bot", HelpDeskBot)
 TIMERS = web.AppKey("timers", TimerRunner)
 ROUTING = web.AppKey("routing", Routing)
+RECOVERY = web.AppKey("recovery", Recovery)
+DELIVERER = web.AppKey("deliverer", Deliverer)
 
 _background: set[asyncio.Task] = set()
 
@@ -114,6 +118,37 @@ class Settings(BaseSettings):
     cosmos_database: str = Field("switchboard", validation_alias=_env("COSMOS_DATABASE"))
     cosmos_key: str = Field("", validation_alias=_env("COSMOS_KEY"))
     cosmos_verify: bool = Field(True, validation_alias=_env("COSMOS_VERIFY_TLS"))
+    # where Cosmos throughput is set: shared by the database, per container, or not here
+    # (serverless accounts, or containers made by infra/)
+    cosmos_throughput: Literal["database", "container", "none"] = Field(
+        "database", validation_alias=_env("COSMOS_THROUGHPUT")
+    )
+    cosmos_autoscale_max: int = Field(
+        1000, ge=1000, multiple_of=1000, validation_alias=_env("COSMOS_AUTOSCALE_MAX")
+    )
+    # closed chats, their transcripts, de-duplication records: kept this long, then expire
+    retention_days: float = Field(
+        DEFAULT_RETENTION_DAYS, gt=0, le=3650, validation_alias=_env("SWITCHBOARD_RETENTION_DAYS")
+    )
+    # how often the embedded store deletes what expired (seconds; Cosmos does it itself)
+    purge_interval: float = Field(
+        300.0, ge=0, validation_alias=_env("SWITCHBOARD_PURGE_INTERVAL")
+    )
+    # this instance's name: the same across restarts (a restarted instance knows that what
+    # its previous process was sending died with it); default: App Service's or Container
+    # Apps' instance name, else host:port
+    instance_name: str = Field("", validation_alias=_env("SWITCHBOARD_INSTANCE"))
+    # how long a message's sender holds it before another instance may deliver it
+    delivery_lease_seconds: float = Field(
+        60.0, ge=5, le=3600, validation_alias=_env("SWITCHBOARD_DELIVERY_LEASE_SECONDS")
+    )
+    # how often one instance sweeps for messages owed and transfers left half-done
+    # (seconds); 0 = only at start
+    sweep_interval: float = Field(15.0, ge=0, validation_alias=_env("SWITCHBOARD_SWEEP_INTERVAL"))
+    # on SIGTERM: how long turns in flight may take to finish their sends
+    shutdown_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("SWITCHBOARD_SHUTDOWN_SECONDS")
+    )
     # send Action.Execute (Universal Actions) buttons instead of Action.Submit
     use_execute: bool = Field(False, validation_alias=_env("SWITCHBOARD_USE_EXECUTE"))
     # Accept buttons on agents' offer cards as Action.Execute (Universal Actions)
@@ -189,7 +224,18 @@ def make_store(settings: Settings) -> DocumentStore:
         cosmos_database=settings.cosmos_database,
         cosmos_key=settings.cosmos_key or None,
         cosmos_verify=settings.cosmos_verify,
+        cosmos_throughput=settings.cosmos_throughput,
+        cosmos_autoscale_max=settings.cosmos_autoscale_max,
     )
+
+
+def instance_name(settings: Settings) -> str:
+    """A name that survives a restart of this instance (not of another one)."""
+    for name in (settings.instance_name, os.environ.get("WEBSITE_INSTANCE_ID"),
+                 os.environ.get("CONTAINER_APP_REPLICA_NAME")):
+        if name:
+            return name.replace("/", "_")
+    return f"{socket.gethostname()}:{settings.port}"
 
 
 def create_app(
@@ -201,8 +247,9 @@ def create_app(
     settings = settings or Settings()
     config, _warnings = load_config(settings.config_path)
     docs = docs or make_store(settings)
-    sessions = SessionStore(docs)
-    engine = Engine(config, sessions, use_execute=settings.use_execute, clock=clock)
+    lease = settings.delivery_lease_seconds
+    sessions = SessionStore(docs, clock=clock, lease_seconds=lease,
+                            retention_days=settings.retention_days)
     adapter_class = SwitchboardAdapter if settings.lean_adapter else StockAdapter
     adapter = adapter_class(_bot_auth(settings))
     adapter.outbound = Outbound(
@@ -214,15 +261,23 @@ def create_app(
         retry_budget=settings.send_retry_seconds,
     )
     adapter.on_turn_error = on_turn_error
-    timers = TimerStore(docs, owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-                        clock=clock)
-    routing = Routing(
-        engine, sessions, AgentStore(docs), timers, Messenger(adapter, settings.app_id),
-        clock=clock, use_execute=settings.offer_execute,
-    )
+    channel = (LeanChannel(adapter.outbound) if settings.lean_adapter
+               else StockChannel(adapter, settings.app_id))
+    owner = Owner(instance_name(settings), uuid.uuid4().hex[:12])
+    deliverer = Deliverer(sessions, channel, owner, clock=clock, lease_seconds=lease)
+    timers = TimerStore(docs, owner=owner.name, clock=clock)
+    engine = Engine(config, sessions, use_execute=settings.use_execute, clock=clock,
+                    deliverer=deliverer, timers=timers)
+    desk = Desk(engine, sessions, AgentStore(docs), timers, clock=clock,
+                use_execute=settings.offer_execute)
+    routing = Routing(desk)
     engine.routing = routing
     runner = TimerRunner(timers, routing.on_timer, interval=settings.timer_interval or 1.0)
-    bot = HelpDeskBot(engine, sessions, AgentDesk(routing))
+    recovery = Recovery(engine, deliverer, clock=clock)
+    sweep_lease = SweepLease(docs, owner.name, seconds=max(5.0, settings.sweep_interval * 2),
+                             clock=clock)
+    bot = HelpDeskBot(engine, sessions, recovery, AgentDesk(routing))
+    loops: list[asyncio.Task] = []
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[DOCS] = docs
@@ -231,6 +286,8 @@ def create_app(
     app[BOT] = bot
     app[TIMERS] = runner
     app[ROUTING] = routing
+    app[RECOVERY] = recovery
+    app[DELIVERER] = deliverer
 
     async def messages(request: web.Request) -> web.Response:
         return await adapter.process(request, bot)
@@ -242,22 +299,55 @@ def create_app(
             return web.json_response({"status": "unavailable", "store": str(exc)}, status=503)
         return web.json_response({"status": "ok", "store": settings.store})
 
+    async def sweep_once() -> None:
+        if await sweep_lease.take():
+            settled = await recovery.sweep()
+            if settled:
+                log.warning("the sweep settled %d chats a crash had left owing", settled)
+
+    async def every(seconds: float, job: Callable[[], object], what: str) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.warning("%s failed; trying again in %gs", what, seconds, exc_info=True)
+
+    async def purge() -> None:
+        # bounded batches, each its own transaction in the store's writer thread
+        for _ in range(100):
+            if await docs.purge_expired(500) < 500:
+                return
+            await asyncio.sleep(0.05)
+
     async def on_startup(app: web.Application) -> None:
         await docs.open()
         snap = await publish(docs, config)
         log.info("config published", extra={"digest": snap.digest, "source": snap.source})
-        recovered = await recover_transfers(sessions)
-        if recovered:
-            log.warning("finished %d transfers a crash had left half-done", len(recovered))
+        await sweep_once()
         if settings.timer_interval > 0:
             runner.start()
-            routing.kick = lambda: _spawn(runner.run_once())
+            engine.kick = desk.kick = lambda: _spawn(runner.run_once())
+        if settings.sweep_interval > 0:
+            loops.append(asyncio.create_task(every(settings.sweep_interval, sweep_once,
+                                                   "the delivery sweep")))
+        if settings.purge_interval > 0:
+            loops.append(asyncio.create_task(every(settings.purge_interval, purge,
+                                                   "the expiry purge")))
         _quiet_gc()
+
+    async def on_shutdown(app: web.Application) -> None:
+        """New turns are refused by now; let what runs (timers, follow-ups) finish."""
+        for task in loops:
+            task.cancel()
+        await runner.stop(grace=settings.shutdown_seconds)
+        if _background:
+            await asyncio.wait(list(_background), timeout=settings.shutdown_seconds)
 
     async def on_cleanup(app: web.Application) -> None:
         # each step runs even if one before it fails or shutdown cancels it
         try:
-            await runner.stop()
+            await runner.stop(grace=0)
         finally:
             try:
                 await adapter.outbound.close()
@@ -269,6 +359,7 @@ def create_app(
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
 
@@ -337,7 +428,10 @@ def main() -> None:
         extra={"url": f"http://{settings.host}:{settings.port}/api/messages",
                "store": settings.store, "config": settings.config_path},
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    # SIGTERM (every deploy, every scale-in): stop taking new turns, let those in flight
+    # finish with their sends, then exit
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
+                shutdown_timeout=settings.shutdown_seconds)
 
 
 if __name__ == "__main__":

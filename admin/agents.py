@@ -41,7 +41,7 @@ def list_agents(
         async with open_store(db) as docs:
             store = AgentStore(docs)
             for t in tenants:
-                records = {r.agent_id.casefold(): r for r in await store.list(t.id)}
+                records = await store.many(a.aad_object_id for a in t.agents)
                 state = "" if t.enabled else " [tenant disabled]"
                 out(f"{t.name} ({t.id}){state}: {len(t.agents)} agent"
                     f"{'s' if len(t.agents) != 1 else ''}")
@@ -52,15 +52,13 @@ def list_agents(
                     if record is not None and record.reachable:
                         chats = len(record.chats)
                         out(f"  reachable    {agent.name:<24} {agent.aad_object_id}  "
-                            f"{record.presence.value:<8} {chats}/{record.capacity} chats")
+                            f"{record.presence.value:<8} {chats}/{t.capacity_of(agent)} chats")
                     else:
                         unreachable += 1
                         out(f"  UNREACHABLE  {agent.name:<24} {agent.aad_object_id}  "
                             f"has never written to the bot: ask them to open a chat with it "
                             f"in Teams")
-                for record in records.values():
-                    out(f"  not in config {record.name:<23} {record.agent_id}  "
-                        f"(kept in the store; gets no chats)")
+
         return unreachable
 
     unreachable = run(go())

@@ -170,6 +170,22 @@ class Terminal:
         return f"simulated-activity-{self.count}"
 
 
+class TerminalChannel:
+    """Delivery's channel (pipelines/delivery.py), printing to the terminal."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+
+    async def send(self, reference: dict[str, Any], text: str | None,
+                   card: dict[str, Any] | None, reply_to: str | None,
+                   budget: float | None) -> str | None:
+        return await self.terminal.send(text, card)
+
+    async def update(self, reference: dict[str, Any], activity_id: str,
+                     card: dict[str, Any], budget: float | None) -> None:
+        await self.terminal.send(None, card)
+
+
 class DryRunRouting:
     """Stands in for live-agent routing: nobody is on the other side, the admin plays them."""
 
@@ -195,6 +211,9 @@ class DryRunRouting:
         self.write("(relayed to the agent)")
 
     async def guest_leaves(self, ctx: Any, stage: Any) -> None:
+        self.leave(ctx, "")
+
+    def leave(self, ctx: Any, why: str) -> None:
         from storage.models import Phase
 
         ctx.session.phase = Phase.PIPELINE
@@ -231,6 +250,7 @@ class Simulation:
         }
 
     async def run(self, answers: Iterator[str], echo: bool) -> int:
+        from pipelines.delivery import Deliverer, Owner
         from pipelines.engine import Engine
         from storage.embedded import EmbeddedStore
         from storage.sessions import SessionStore
@@ -239,7 +259,9 @@ class Simulation:
         await docs.open()
         try:
             self.store = SessionStore(docs)
-            self.engine = Engine(self.config, self.store)
+            deliverer = Deliverer(self.store, TerminalChannel(self.terminal),
+                                  Owner("simulate", uuid.uuid4().hex[:8]))
+            self.engine = Engine(self.config, self.store, deliverer=deliverer)
             self.engine.routing = DryRunRouting(self.write)
             await self._start(None)
             for line in answers:
@@ -286,7 +308,7 @@ class Simulation:
         self.visited = [] if first is None else self.visited
         await self._turn(lambda: self.engine.start(
             self.conversation_id, self.guest(), {"conversation": {"id": self.conversation_id}},
-            self.terminal.send, tenant_id=self.tenant_id, first=first,
+            tenant_id=self.tenant_id, first=first,
         ))
 
     async def _answer(self, line: str) -> None:
@@ -309,14 +331,14 @@ class Simulation:
                 from storage.models import SessionState
 
                 await self._turn(lambda: self.engine.reply_outside_pipeline(
-                    self.session, guest, self.terminal.send, text="Starting over.",
+                    self.session, guest, text="Starting over.",
                     close_as=SessionState.RESTARTED))
             await self._start(guest)
             return
         if not live:
             await self._start(guest)
             return
-        await self._turn(lambda: self.engine.handle(self.session, guest, self.terminal.send))
+        await self._turn(lambda: self.engine.handle(self.session, guest))
 
     def _help(self) -> None:
         where = ""
@@ -377,10 +399,14 @@ class Simulation:
             self.write("(no agent has this chat yet: /agent first)")
             return
         target = stage.next if command == "/end" else stage.on_timeout
-        session.phase = Phase.PIPELINE
-        session.agent = None
-        session.routing = None
-        await self._turn(lambda: self.engine.advance(session, Goto(target), self.terminal.send))
+
+        async def step(turn: Any) -> Any:
+            turn.session.phase = Phase.PIPELINE
+            turn.session.agent = None
+            turn.session.routing = None
+            return Goto(target)
+
+        await self._turn(lambda: self.engine.act(session.tenant_id, session.id, step))
 
     async def _summary(self) -> None:
         if not self.visited:

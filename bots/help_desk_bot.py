@@ -19,13 +19,14 @@ from bots.guest_input import (
     parse_execute,
     parse_message,
 )
-from bots.lean_turns import LeanTurns
-from bots.replies import Replies, message_activity
+from bots.replies import message_activity
 from cards.builders import help_card
 from pipelines.actions.base import GuestInput
-from pipelines.engine import Engine, TurnResult
+from pipelines.engine import STALE_CARD, Engine, TurnResult
+from pipelines.recovery import Recovery
+from storage.dedupe import first_delivery
 from storage.models import Phase, SessionState
-from storage.sessions import SessionConflict, SessionStore
+from storage.sessions import SessionConflict, SessionStore, StartInProgress
 
 log = logging.getLogger("switchboard.turn")
 
@@ -62,22 +63,16 @@ class _Held:
             del self.owner._locks[self.key]
 
 
-def _sender(context: TurnContext):
-    outbound = getattr(context.adapter, "outbound", None)
-    if isinstance(context.adapter, LeanTurns) and outbound is not None:
-        return Replies(context, outbound).send
-
-    async def send(text: str | None, card: dict[str, Any] | None) -> str | None:
-        response = await context.send_activity(message_activity(text, card))
-        return getattr(response, "id", None)
-
-    return send
+# a turn redone this many times when other instances keep writing its session first
+MAX_ATTEMPTS = 6
 
 
 class HelpDeskBot(TeamsActivityHandler):
-    def __init__(self, engine: Engine, store: SessionStore, desk: AgentDesk | None = None) -> None:
+    def __init__(self, engine: Engine, store: SessionStore, recovery: Recovery,
+                 desk: AgentDesk | None = None) -> None:
         self.engine = engine
         self.store = store
+        self.recovery = recovery
         self.desk = desk
         self.locks = _ConversationLocks()
 
@@ -86,9 +81,17 @@ class HelpDeskBot(TeamsActivityHandler):
 
     # -- Teams events ----------------------------------------------------------------
 
+    async def _reply_once(self, context: TurnContext, text: str) -> None:
+        """A direct answer that changes nothing: sent once, whichever delivery comes first."""
+        conversation_id = _conversation_id(context)
+        if conversation_id is None or await first_delivery(
+            self.store.docs, conversation_id, _activity_id(context)
+        ):
+            await context.send_activity(message_activity(text))
+
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         if _refused_card_action(turn_context):
-            await turn_context.send_activity(CARD_REFUSED)
+            await self._reply_once(turn_context, CARD_REFUSED)
             return
         guest = parse_message(turn_context)
         agent_id = self._agent(turn_context)
@@ -98,9 +101,10 @@ class HelpDeskBot(TeamsActivityHandler):
             _log_agent_turn(turn_context, agent_id, started, guest.verb or "message")
             return
         if guest.verb == "accept":
-            await turn_context.send_activity(
+            await self._reply_once(
+                turn_context,
                 "Only the agents of a department can accept chats. Type **help** to see "
-                "what you can do."
+                "what you can do.",
             )
             return
         await self._turn(turn_context, guest)
@@ -121,13 +125,7 @@ class HelpDeskBot(TeamsActivityHandler):
         agent_id = self._agent(turn_context)
         if agent_id is not None:
             started = time.perf_counter()
-            if not await self.desk.first_delivery(turn_context, guest):
-                return InvokeResponse(status=200, body={
-                    "statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                    "value": "Already done.",
-                })
-            await self.desk.register(turn_context, agent_id)
-            body = await self.desk.on_execute(guest, agent_id)
+            body = await self.desk.on_execute(turn_context, guest, agent_id)
             _log_agent_turn(turn_context, agent_id, started, guest.verb or "execute")
             return InvokeResponse(status=200, body=body)
         if guest.verb == "accept":
@@ -177,7 +175,12 @@ class HelpDeskBot(TeamsActivityHandler):
     # -- turns -----------------------------------------------------------------------
 
     async def _welcome(self, context: TurnContext) -> None:
-        """On install: start the guest's first session, unless one is already live."""
+        """On install: start the guest's first session, unless one is already live.
+
+        Teams sends two events for one install (installationUpdate and conversationUpdate
+        with the bot among membersAdded): whichever comes first starts the session, the
+        other finds it live (or being started) and does nothing; an agent is greeted once.
+        """
         conversation_id = _conversation_id(context)
         if conversation_id is None or not _is_personal(context.activity):
             return
@@ -186,21 +189,28 @@ class HelpDeskBot(TeamsActivityHandler):
             await self.desk.welcome(context, agent_id)
             return
         async with self.locks.hold(conversation_id):
-            if await self.store.live(conversation_id) is not None:
-                return
             started = time.perf_counter()
-            guest = guest_metadata(context.activity)
-            if not guest.get("Guest.Name"):
-                guest["Guest.Name"] = await _member_name(context)
-            try:
-                result = await self.engine.start(
-                    conversation_id,
-                    guest,
-                    _reference(context),
-                    _sender(context),
-                )
-            except SessionConflict:
-                return  # another instance (or a redelivery) welcomed them first
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    current = await self.store.current(conversation_id)
+                    if current is not None:
+                        current = await self.recovery.settle(current)
+                        if current.state.live:
+                            return
+                    guest = guest_metadata(context.activity)
+                    if not guest.get("Guest.Name"):
+                        guest["Guest.Name"] = await _member_name(context)
+                    result = await self.engine.start(
+                        conversation_id, guest, _reference(context),
+                        activity_id=_activity_id(context),
+                    )
+                    break
+                except StartInProgress:
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                except SessionConflict:
+                    self.store.forget(conversation_id)
+            else:
+                return  # another instance (or a redelivery) is welcoming them
             _log_turn(context, result, started, "install")
 
     async def _turn(self, context: TurnContext, guest: GuestInput) -> TurnResult | None:
@@ -218,14 +228,19 @@ class HelpDeskBot(TeamsActivityHandler):
         command = typed if typed in ("help", "restart") else ""
         started = time.perf_counter()
         async with self.locks.hold(conversation_id):
-            for attempt in range(2):
+            for attempt in range(MAX_ATTEMPTS):
                 try:
                     result = await self._dispatch(context, conversation_id, guest, command)
                     break
+                except StartInProgress:
+                    # another instance is writing this conversation's new session right now
+                    if attempt == MAX_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.05 * (attempt + 1))
                 except SessionConflict:
                     # another instance wrote the session first: reload and do it again
                     self.store.forget(conversation_id)
-                    if attempt == 1:
+                    if attempt == MAX_ATTEMPTS - 1:
                         raise
             kind = f"command:{command}" if command else (guest.verb or "message")
             _log_turn(context, result, started, kind)
@@ -240,44 +255,60 @@ class HelpDeskBot(TeamsActivityHandler):
     async def _dispatch(
         self, context: TurnContext, conversation_id: str, guest: GuestInput, command: str
     ) -> TurnResult:
-        send = _sender(context)
         session = await self.store.current(conversation_id)
+        if session is not None:
+            # whatever a crash left (a half-done transfer, messages owed) goes first
+            session = await self.recovery.settle(session)
         if session is not None and session.saw(guest.activity_id):
-            return TurnResult(session, events=["duplicate"])
+            if not (command == "restart" and session.state == SessionState.RESTARTED):
+                return TurnResult(session, events=["duplicate"])
+            # a redelivered restart whose new session a crash kept from starting: start it
+            return await self._start(context, conversation_id, guest)
         if session is not None and not session.state.live:
+            if guest.session_id is not None:
+                # a button of a card from a chat that has ended: it starts nothing
+                result = await self.engine.reply_outside_pipeline(session, guest,
+                                                                  text=STALE_CARD)
+                result.events.append("stale_card")
+                return result
             session = None  # closed: the guest's next message starts a new request
         if command == "help":
             card = help_card(COMMANDS, where=self._where(session))
             if session is None:
-                await send(None, card)
+                # no chat to record it in: answered once, whichever delivery comes first
+                if await first_delivery(self.store.docs, conversation_id, guest.activity_id):
+                    await context.send_activity(message_activity(card=card))
                 return TurnResult(None, sent=1, events=["help"])
-            result = await self.engine.reply_outside_pipeline(session, guest, send, card=card)
+            result = await self.engine.reply_outside_pipeline(session, guest, card=card)
             result.events.append("help")
             return result
         if command == "restart":
             if session is not None:
-                before = session.model_copy(deep=True)
+                routing = self.engine.routing
+                leaving = session.phase != Phase.PIPELINE and routing is not None
+
+                def prepare(turn) -> None:
+                    if leaving:
+                        routing.leave(turn, "The guest started over.")
+
                 await self.engine.reply_outside_pipeline(
-                    session, guest, send, text="Starting over.", close_as=SessionState.RESTARTED
+                    session, guest, text="Starting over.", close_as=SessionState.RESTARTED,
+                    prepare=prepare,
                 )
-                if before.phase != Phase.PIPELINE and self.engine.routing is not None:
-                    await self.engine.routing.after_guest_left(before)
-            else:
-                await send("Starting over.", None)
-            return await self.engine.start(
-                conversation_id, guest_metadata(context.activity), _reference(context), send,
-                first=guest,
-            )
+                return await self._start(context, conversation_id, guest)
+            return await self._start(context, conversation_id, guest, first_text="Starting over.")
         if session is None:
-            return await self.engine.start(
-                conversation_id,
-                guest_metadata(context.activity),
-                _reference(context),
-                send,
-                first=guest,
-            )
+            return await self._start(context, conversation_id, guest)
         name = getattr(context.activity.from_property, "name", None)
-        return await self.engine.handle(session, guest, send, name=name)
+        return await self.engine.handle(session, guest, name=name)
+
+    async def _start(self, context: TurnContext, conversation_id: str, guest: GuestInput, *,
+                     first_text: str | None = None) -> TurnResult:
+        """A new session for the guest, with this activity as its first line."""
+        return await self.engine.start(
+            conversation_id, guest_metadata(context.activity), _reference(context),
+            first=guest, activity_id=guest.activity_id, first_text=first_text,
+        )
 
 
 async def _member_name(context: TurnContext) -> str | None:
@@ -329,6 +360,11 @@ def _is_personal(activity: Activity) -> bool:
 
 def _reference(context: TurnContext) -> dict[str, Any]:
     return TurnContext.get_conversation_reference(context.activity).serialize()
+
+
+def _activity_id(context: TurnContext) -> str | None:
+    activity_id = context.activity.id
+    return activity_id if isinstance(activity_id, str) and activity_id else None
 
 
 def _log_agent_turn(context: TurnContext, agent_id: str, started: float, kind: str) -> None:

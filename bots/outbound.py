@@ -1,11 +1,19 @@
-"""Everything the bot sends to the Bot Connector: pooled, rate limited, retried.
+"""Everything the bot sends to the Bot Connector: pooled, rate limited, retried safely.
 
 botbuilder's own path builds a new msrest `ConnectorClient` for every turn and posts each
 reply through `requests` in a thread pool (DESIGN.md: most of a turn's CPU, and a new TCP
 connection per reply). Here one aiohttp session per process keeps connections alive, and
 every send first waits for its turn in two token buckets: one per conversation and one for
-the whole app (Teams throttles both). A 429 is retried after its Retry-After, a 5xx or a
-network error with exponential backoff, all within a bounded time; then `OutboundError`.
+the whole app (Teams throttles both).
+
+The Bot Connector has no idempotency key, so a POST is retried only where the connector
+cannot have it: a 429, a 503 that says when to come back (Retry-After), a connection that
+was refused. A timeout, a dropped connection or another 5xx may have delivered it: that is
+`SendUnknown`, and pipelines/delivery.py decides (a card someone must act on is sent once
+more, a notice is not). Updates and deletes (PUT, DELETE) change nothing twice, so they are
+also retried on 5xx and timeouts. Retry-After is read in both its forms (seconds, HTTP date);
+a malformed one counts as absent. A 4xx, or throttling past the retry budget, is
+`SendFailed`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from pipelines.delivery import SendFailed, SendUnknown
+
 log = logging.getLogger("switchboard.outbound")
 
 # Teams' published limits for a bot: about 7 messages a second in one conversation, and a
@@ -31,10 +41,16 @@ DEFAULT_PER_CONVERSATION = 7.0
 DEFAULT_PER_APP = 50.0
 
 
-class OutboundError(Exception):
+class OutboundError(SendFailed):
+    """The connector refused the request, or kept throttling it past the retry budget."""
+
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class OutboundUnknown(SendUnknown):
+    """The request may have reached the connector: whether it took it is unknown."""
 
 
 @dataclass
@@ -118,14 +134,34 @@ async def no_token() -> str | None:
     return None
 
 
-def _retry_after(value: str | None, default: float) -> float:
-    if not value:
-        return default
+# a Retry-After longer than this is not waited for (the message fails instead)
+MAX_RETRY_AFTER = 3600.0
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait, from either form of Retry-After; None when absent or malformed."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 64:
+        return None
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
     try:
-        return max(0.0, float(value))
+        seconds = float(value)  # not the standard's form, but some servers send "0.5"
     except ValueError:
+        pass
+    else:
+        if seconds >= 0 and seconds == seconds and seconds != float("inf"):
+            return min(seconds, MAX_RETRY_AFTER)
+        return None
+    try:
         when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else default
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
 
 
 class Outbound:
@@ -165,11 +201,13 @@ class Outbound:
     # -- the Bot Connector's conversation API -----------------------------------------
 
     async def send(self, service_url: str, conversation_id: str, activity: dict[str, Any],
-                   reply_to_id: str | None = None) -> dict[str, Any]:
+                   reply_to_id: str | None = None, *,
+                   budget: float | None = None) -> dict[str, Any]:
         path = f"/v3/conversations/{quote(conversation_id, safe='')}/activities"
         if reply_to_id:
             path += f"/{quote(reply_to_id, safe='')}"
-        return await self.request("POST", service_url, path, conversation_id, activity)
+        return await self.request("POST", service_url, path, conversation_id, activity,
+                                  budget=budget)
 
     @staticmethod
     def _tenant(body: dict[str, Any] | None) -> str | None:
@@ -179,10 +217,12 @@ class Outbound:
         return None
 
     async def update(self, service_url: str, conversation_id: str, activity_id: str,
-                     activity: dict[str, Any]) -> dict[str, Any]:
+                     activity: dict[str, Any], *,
+                     budget: float | None = None) -> dict[str, Any]:
         path = (f"/v3/conversations/{quote(conversation_id, safe='')}/activities/"
                 f"{quote(activity_id, safe='')}")
-        return await self.request("PUT", service_url, path, conversation_id, activity)
+        return await self.request("PUT", service_url, path, conversation_id, activity,
+                                  budget=budget)
 
     async def delete(self, service_url: str, conversation_id: str, activity_id: str) -> None:
         path = (f"/v3/conversations/{quote(conversation_id, safe='')}/activities/"
@@ -190,18 +230,26 @@ class Outbound:
         await self.request("DELETE", service_url, path, conversation_id, None)
 
     async def request(self, method: str, service_url: str, path: str, conversation_id: str,
-                      body: dict[str, Any] | None) -> dict[str, Any]:
+                      body: dict[str, Any] | None, *,
+                      budget: float | None = None) -> dict[str, Any]:
+        """One request, retried where that is safe, within `retry_budget` (and `budget`)."""
         url = service_url.rstrip("/") + path
         started = time.monotonic()
+        limit = self.retry_budget if budget is None else min(self.retry_budget, budget)
         tenant = self._tenant(body)
+        idempotent = method != "POST"
         for attempt in range(1, self.max_attempts + 1):
             await self.limiter.acquire(conversation_id, tenant)
             headers = {}
             token = await self.token()
             if token:
                 headers["Authorization"] = f"Bearer {token}"
+            timeout = aiohttp.ClientTimeout(
+                total=max(0.5, min(self.timeout, limit - (time.monotonic() - started)))
+            )
             try:
-                async with self.http.request(method, url, json=body, headers=headers) as resp:
+                async with self.http.request(method, url, json=body, headers=headers,
+                                             timeout=timeout) as resp:
                     if resp.status < 300:
                         self.sent += 1
                         if resp.content_type == "application/json":
@@ -210,18 +258,28 @@ class Outbound:
                         await resp.read()
                         return {}
                     text = (await resp.text())[:500]
+                    wait = retry_after(resp.headers.get("Retry-After"))
+                    reason = f"HTTP {resp.status}"
                     if resp.status == 429:
-                        delay = _retry_after(resp.headers.get("Retry-After"), 1.0)
-                    elif resp.status >= 500:
+                        delay = wait if wait is not None else _backoff(attempt)
+                    elif resp.status == 503 and wait is not None:
+                        delay = wait
+                    elif resp.status >= 500 and idempotent:
                         delay = _backoff(attempt)
+                    elif resp.status >= 500:
+                        raise OutboundUnknown(f"{method} {path}: HTTP {resp.status}: {text}")
                     else:
                         raise OutboundError(f"{method} {path}: HTTP {resp.status}: {text}",
                                             resp.status)
-                    reason = f"HTTP {resp.status}"
+            except aiohttp.ClientConnectorError as exc:
+                # the connection was never made: the connector cannot have the request
+                delay, reason = _backoff(attempt), f"{type(exc).__name__}: {exc}"
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if not idempotent:
+                    raise OutboundUnknown(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 delay, reason = _backoff(attempt), f"{type(exc).__name__}: {exc}"
             spent = time.monotonic() - started
-            if attempt == self.max_attempts or spent + delay > self.retry_budget:
+            if attempt == self.max_attempts or spent + delay > limit:
                 raise OutboundError(
                     f"{method} {path}: gave up after {attempt} attempts in {spent:.1f}s "
                     f"({reason})"

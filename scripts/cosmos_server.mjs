@@ -8,16 +8,25 @@
 // It exits when its standard input closes (so it never outlives the test run that started it,
 // even one that was killed) or on SIGTERM / SIGINT.
 //
-// Two fixes are applied to the package (1.0.1), so that it answers as real Cosmos DB does where
+// Three fixes are applied to the package (1.0.1), so that it answers as real Cosmos DB does where
 // the Python SDK would otherwise trip over it. Nothing else of its behaviour is changed: its
-// remaining gaps (batch not atomic, query partition_key ignored, no TTL...) stay visible.
+// remaining gaps (batch not atomic, query partition_key ignored, no TTL, a hierarchical key
+// honoured at its first level only...) stay visible.
 //  1. Reading an item that does not exist answers 404 NotFound. The package answers 500 (its
 //     read handler dereferences the missing item), which the SDK retries as a server fault.
 //  2. A transactional batch takes its partition key from the request's
 //     x-ms-documentdb-partitionkey header, as the real service does and as the Python SDK sends
 //     it. The package reads it only from each operation (where the JS SDK puts it), so every
 //     replace, upsert and delete in a batch from the Python SDK failed with a 500.
-import { readFileSync } from "node:fs";
+//  3. A query scoped to a prefix of a hierarchical partition key (the department, for
+//     /tenantId then /sessionId) is accepted when its WHERE clause names the first level. The
+//     package demanded every level, which a prefix query cannot name.
+//
+// With COSMOS_SERVER_RECORD=FILE set, every request's method, path and partition-key header
+// is appended to FILE as one JSON line: the tests read it to check that the SDK sends the
+// whole hierarchical key on every point operation and batch (the server itself keeps only the
+// first level, so only the headers can show it).
+import { appendFileSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
@@ -70,6 +79,16 @@ json.default = async (req) => {
   return body;
 };
 
+const requireFromServer = createRequire(
+  require.resolve("@vercel/cosmosdb-server/lib/handler/query-documents"),
+);
+const cosmosQuery = requireFromServer("@zeit/cosmosdb-query");
+const queryPrototype = Object.getPrototypeOf(cosmosQuery.default("SELECT * FROM c"));
+const containsPartitionKeys = queryPrototype.containsPartitionKeys;
+queryPrototype.containsPartitionKeys = function firstLevel(paths) {
+  return containsPartitionKeys.call(this, paths.slice(0, 1));
+};
+
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 const server = createHttpsServer({
@@ -77,6 +96,21 @@ const server = createHttpsServer({
   key: readFileSync(keyPath),
   keepAlive: true,
 });
+
+const record = process.env.COSMOS_SERVER_RECORD;
+if (record) {
+  server.prependListener("request", (req) => {
+    const line = {
+      method: req.method,
+      path: req.url,
+      partitionKey: req.headers["x-ms-documentdb-partitionkey"] ?? null,
+      batch: String(req.headers["x-ms-cosmos-is-batch-request"]).toLowerCase() === "true",
+      query: String(req.headers["x-ms-documentdb-isquery"]).toLowerCase() === "true",
+      upsert: String(req.headers["x-ms-documentdb-is-upsert"]).toLowerCase() === "true",
+    };
+    appendFileSync(record, `${JSON.stringify(line)}\n`);
+  });
+}
 
 server.listen(port, "127.0.0.1", () => {
   const { port: actual } = server.address();

@@ -158,11 +158,19 @@ class DocumentBotStorage(Storage):
     def __init__(self, store: DocumentStore) -> None:
         super().__init__()
         self.store = store
+        self._opened = False
+
+    async def _open(self) -> None:
+        """The container exists only for bots that use this Storage: made on first use."""
+        if not self._opened:
+            await self.store.open_container(CONTAINER)
+            self._opened = True
 
     async def read(self, keys: Iterable[str]) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if not keys:
             return data
+        await self._open()
         keys = list(dict.fromkeys(keys))
         ids = [encode_key(key) for key in keys]
         docs = await asyncio.gather(*(self.store.read(CONTAINER, i, i) for i in ids))
@@ -176,6 +184,7 @@ class DocumentBotStorage(Storage):
             raise Exception("Changes are required when writing")
         if not changes:
             return
+        await self._open()
         for key, change in changes.items():
             doc_id = encode_key(key)
             e_tag = _get_etag(change)
@@ -210,6 +219,7 @@ class DocumentBotStorage(Storage):
         return KeyError(f"Etag conflict.\nOriginal: {e_tag}\r\nCurrent: {current_etag}")
 
     async def delete(self, keys: Iterable[str]) -> None:
+        await self._open()
         for key in keys:
             doc_id = encode_key(key)
             await self.store.delete(CONTAINER, doc_id, doc_id)

@@ -4,11 +4,17 @@ The engine users move to when one machine is not enough: several bot instances b
 balancer share one account. It behaves as the embedded store does (same primitives, errors,
 body shape, ETag rules), so the layers above are written once and one test suite covers both.
 
-Layout: one database, one container per entry of `CONTAINERS`, each partitioned by
-`/<field>` (optionally with a name prefix, so several deployments can share a database).
-`open()` creates what is missing. With Entra ID (no key) the data-plane roles cannot create
-databases or containers: create them beforehand (portal, Bicep, `az cosmosdb sql ...`), and
-`open()` only checks that they exist with the right partition key.
+Layout: one database, one container per entry of storage/layout.py (optionally with a name
+prefix, so several deployments can share a database), each with its partition key
+(hierarchical for `tenant_data`: `/tenantId`, then `/sessionId`), an indexing policy that
+indexes only the fields queries use, and TTL on where documents expire. `open()` creates
+what is missing, except `lazy` containers (botbuilder Storage), created when first opened.
+Throughput is a setting: autoscale shared by the database (`throughput="database"`), autoscale
+per container (`"container"`), or none set here (`"none"`: serverless accounts, or containers
+created beforehand). With Entra ID (no key) the data-plane roles cannot create databases or
+containers: create them beforehand (infra/ Bicep, which reads the same layout), and `open()`
+only checks that they exist with the right partition key; an indexing policy that differs
+is logged as a warning (it still works, at a higher cost).
 
 Errors: 404 -> NotFound (a read answers None, a delete False), 409 -> AlreadyExists,
 412 -> PreconditionFailed; anything else, an unreachable endpoint, a credential that cannot get
@@ -36,15 +42,16 @@ caused (retries and the SDK's metadata look-ups included). It is collected with 
 share and overwrite.
 
 Queries are parameterized (`SELECT [TOP n] * FROM c WHERE c["f"] = @p0 ... AND c["g"] <= @p1
-ORDER BY c["f"]`).
+ORDER BY c["f"]`); when a composite index of the layout covers the equality fields and the
+sort field, the ORDER BY names them all, so Cosmos serves it from that index.
 Field names must be plain identifiers (letters, digits, `_`), as in the embedded store; the
 bracket form also allows the SQL keywords (`value`, `order`, ...) as field names. With a
-partition the query is scoped by `partition_key=` *and* by `c["<field>"] = @pk` in the WHERE
-clause: the first routes it to one partition on real Cosmos, the second makes it correct on a
-server that ignores the first (the local test server does). Ordering: Cosmos sorts on the one
-`order_by` field (two ORDER BY fields need a composite index the container does not have);
-rows with equal values come back sorted by id, as in the embedded store, except that with
-`limit` which of several tied rows at the cut are returned is Cosmos's choice.
+partition (or a prefix of a hierarchical key) the query is scoped by `partition_key=` *and*
+by `c["<field>"] = @pk0 ...` in the WHERE clause: the first routes it to one partition (or
+the partitions of the prefix) on real Cosmos, the second makes it correct on a server that
+ignores the first (the local test server does). Rows with equal sort values come back sorted
+by id in the query's direction, as in the embedded store, except that with `limit` which of
+several tied rows at the cut are returned is Cosmos's choice.
 
 Transactional batch (`execute_item_batch`, one partition, at most 100 operations, all or
 nothing on real Cosmos). A failed batch raises the error of its failing operation
@@ -68,35 +75,48 @@ tests/fixtures/cosmos.py) differs from real Cosmos in ways this module does not 
   from the request header the Python SDK sends, so any replace/upsert/delete in a batch failed
   with 500 there; the launcher fixes that too.
 - A query's `partition_key=` is ignored (hence the WHERE filter above); TTL is not enforced;
-  request charges are always 1.
+  indexing policies are stored but not applied; throughput is not modelled; request charges
+  are always 1.
+- A hierarchical key is honoured only at its first level (the server keeps only the first
+  element of the partition-key header). The launcher records the headers it receives, so the
+  tests check that the SDK sends the whole key on every point operation and batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
-from azure.cosmos import PartitionKey
+from azure.cosmos import PartitionKey, ThroughputProperties
 from azure.cosmos import exceptions as cosmos_errors
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
 from storage.documents import (
-    CONTAINERS,
     AlreadyExists,
     Document,
     DocumentStore,
+    Key,
     NotFound,
+    Partition,
     PreconditionFailed,
     StoreError,
     StoreUnavailable,
     WriteOp,
     bounds,
-    with_keys,
+    ttl_of,
+)
+from storage.layout import (
+    LAYOUT,
+    Container,
+    Layout,
+    cosmos_indexing_policy,
+    cosmos_partition_key,
 )
 
 # system properties Cosmos adds to every item; bodies we return keep only `_etag`, as the
@@ -106,6 +126,8 @@ _FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
 _MAX_BATCH_OPS = 100  # Cosmos's limit for one transactional batch
 _OWNER_RESOURCE_NOT_FOUND = 1003  # 404 sub-status: the database or container is missing
 _HARD_CAP_GRACE = 1.0  # seconds past max_retry_seconds before a call is cancelled outright
+
+log = logging.getLogger("switchboard.cosmos")
 
 
 class _Charge:
@@ -148,14 +170,23 @@ class CosmosStore(DocumentStore):
         connection_verify: bool = True,
         container_prefix: str = "",
         max_retry_seconds: float = 30.0,
+        layout: Layout = LAYOUT,
+        throughput: Literal["database", "container", "none"] = "database",
+        autoscale_max: int = 1000,
     ) -> None:
-        super().__init__()
+        super().__init__(layout)
         if max_retry_seconds <= 0:
             raise ValueError("max_retry_seconds must be positive")
+        if throughput not in ("database", "container", "none"):
+            raise ValueError(f"throughput must be database, container or none: {throughput!r}")
+        if autoscale_max < 1000 or autoscale_max % 1000:
+            raise ValueError("the autoscale maximum is a multiple of 1000 RU/s, at least 1000")
         self.endpoint = endpoint
         self.database = database
         self.container_prefix = container_prefix
         self.max_retry_seconds = float(max_retry_seconds)
+        self.throughput = throughput
+        self.autoscale_max = autoscale_max
         self._key = key
         self._credential = credential
         self._connection_verify = connection_verify
@@ -187,33 +218,65 @@ class CosmosStore(DocumentStore):
         )
         try:
             db = await self._call(
-                "open", client.create_database_if_not_exists, self.database, count=False
+                "open", client.create_database_if_not_exists, self.database, count=False,
+                **throughput_options(self.throughput == "database", self.autoscale_max),
             )
             containers = {}
-            for name, field in CONTAINERS.items():
-                containers[name] = await self._open_container(db, name, field)
+            for spec in self.layout.containers:
+                if not spec.lazy:
+                    containers[spec.name] = await self._open_container(db, spec)
         except BaseException:
             await client.close()
             await self._close_credential()
             raise
         self._client, self._db, self._containers = client, db, containers
 
-    async def _open_container(self, db: DatabaseProxy, name: str, field: str) -> ContainerProxy:
-        container_id = self.container_prefix + name
+    async def open_container(self, container: str) -> None:
+        spec = self.layout[container]
+        if container in self._containers:
+            return
+        if self._db is None:
+            raise StoreUnavailable("the Cosmos store is not open")
+        self._containers[container] = await self._open_container(self._db, spec)
+
+    async def _open_container(self, db: DatabaseProxy, spec: Container) -> ContainerProxy:
+        container_id = self.container_prefix + spec.name
+        expected = cosmos_partition_key(spec)
+        options: dict[str, Any] = {
+            "indexing_policy": cosmos_indexing_policy(spec),
+            **throughput_options(self.throughput == "container", self.autoscale_max),
+        }
+        if spec.ttl:
+            options["default_ttl"] = -1  # on, but only documents that carry `ttl` expire
         container = await self._call(
             "open",
             db.create_container_if_not_exists,
             id=container_id,
-            partition_key=PartitionKey(path=f"/{field}"),
+            partition_key=PartitionKey(
+                path=expected["paths"] if spec.hierarchical else expected["paths"][0],
+                kind=expected["kind"],
+            ),
             count=False,
+            **options,
         )
         properties = await self._call("open", container.read, count=False)
-        paths = (properties.get("partitionKey") or {}).get("paths") or []
-        if paths != [f"/{field}"]:
+        got = properties.get("partitionKey") or {}
+        if got.get("paths") != expected["paths"] or (
+            spec.hierarchical and got.get("kind") != "MultiHash"
+        ):
             raise StoreUnavailable(
                 f"Cosmos container {container_id!r} in {self.database!r} is partitioned by "
-                f"{paths}, expected ['/{field}']"
+                f"{got.get('paths')} ({got.get('kind')}), expected {expected['paths']} "
+                f"({expected['kind']}): a container's partition key cannot change; create a "
+                f"new container (or database) and move the data"
             )
+        if spec.ttl and properties.get("defaultTtl") is None:
+            log.warning("Cosmos container %r has TTL off: closed chats will never expire; "
+                        "set its default TTL to -1 (on, per item)", container_id)
+        if not _same_policy(properties.get("indexingPolicy"), cosmos_indexing_policy(spec)):
+            log.warning("Cosmos container %r has another indexing policy than the one "
+                        "Switchboard declares (storage/layout.py): it works, but writes and "
+                        "queries may cost more", container_id)
         return container
 
     async def close(self) -> None:
@@ -242,50 +305,56 @@ class CosmosStore(DocumentStore):
 
     # -- primitives ------------------------------------------------------------------
 
-    async def read(self, container: str, partition: str, id: str) -> Document | None:
-        proxy = self._container(container)
+    async def read(self, container: str, partition: Partition, id: str) -> Document | None:
+        proxy, key = self._container(container), self.key(container, partition)
         try:
-            item = await self._call("read", proxy.read_item, id, partition_key=partition)
+            item = await self._call("read", proxy.read_item, id, partition_key=_sdk_key(key))
         except NotFound:
             return None
-        return _document(partition, item)
+        return _document(key, item)
 
     async def create(
-        self, container: str, partition: str, id: str, body: dict[str, Any]
+        self, container: str, partition: Partition, id: str, body: dict[str, Any]
     ) -> Document:
-        proxy = self._container(container)
-        body = _outgoing(container, partition, id, body)
-        item = await self._call("create", proxy.create_item, body)
-        return _document(partition, item)
+        proxy, key = self._container(container), self.key(container, partition)
+        item = await self._call("create", proxy.create_item,
+                                self._outgoing(container, key, id, body))
+        return _document(key, item)
 
     async def replace(
-        self, container: str, partition: str, id: str, body: dict[str, Any], if_match: str | None
+        self,
+        container: str,
+        partition: Partition,
+        id: str,
+        body: dict[str, Any],
+        if_match: str | None,
     ) -> Document:
-        proxy = self._container(container)
+        proxy, key = self._container(container), self.key(container, partition)
         item = await self._call(
             "replace",
             proxy.replace_item,
             id,
-            _outgoing(container, partition, id, body),
+            self._outgoing(container, key, id, body),
             **_if_match(if_match),
         )
-        return _document(partition, item)
+        return _document(key, item)
 
     async def upsert(
-        self, container: str, partition: str, id: str, body: dict[str, Any]
+        self, container: str, partition: Partition, id: str, body: dict[str, Any]
     ) -> Document:
-        proxy = self._container(container)
-        body = _outgoing(container, partition, id, body)
-        item = await self._call("upsert", proxy.upsert_item, body)
-        return _document(partition, item)
+        proxy, key = self._container(container), self.key(container, partition)
+        item = await self._call("upsert", proxy.upsert_item,
+                                self._outgoing(container, key, id, body))
+        return _document(key, item)
 
     async def delete(
-        self, container: str, partition: str, id: str, if_match: str | None = None
+        self, container: str, partition: Partition, id: str, if_match: str | None = None
     ) -> bool:
-        proxy = self._container(container)
+        proxy, key = self._container(container), self.key(container, partition)
         try:
             await self._call(
-                "delete", proxy.delete_item, id, partition_key=partition, **_if_match(if_match)
+                "delete", proxy.delete_item, id, partition_key=_sdk_key(key),
+                **_if_match(if_match),
             )
         except NotFound:
             if if_match is not None:
@@ -296,7 +365,7 @@ class CosmosStore(DocumentStore):
     async def query(
         self,
         container: str,
-        partition: str | None,
+        partition: Partition | None,
         equals: dict[str, Any],
         *,
         order_by: str | None = None,
@@ -305,27 +374,31 @@ class CosmosStore(DocumentStore):
         at_most: dict[str, Any] | None = None,
     ) -> list[Document]:
         proxy = self._container(container)
-        sql, parameters = _query_sql(
-            container, partition, equals, order_by, descending, limit, bounds(at_most)
+        spec = self.layout[container]
+        key = None if partition is None else self.key(container, partition, prefix=True)
+        sql, parameters = query_sql(
+            spec, key, equals, order_by, descending, limit, bounds(at_most)
         )
-        if limit is not None and int(limit) == 0:
+        if limit is not None and int(limit) <= 0:
             self.stats.record("query")
             return []
         options: dict[str, Any] = {"parameters": parameters}
-        if partition is not None:
-            options["partition_key"] = partition
+        if key is not None:
+            options["partition_key"] = _sdk_key(key)
 
         async def run(**kwargs: Any) -> list[dict[str, Any]]:
             return [item async for item in proxy.query_items(sql, **options, **kwargs)]
 
         items = await self._call("query", run)
-        docs = [_document(item[CONTAINERS[container]], item) for item in items]
+        docs = [_document(tuple(item[name] for name in spec.keys), item) for item in items]
         if order_by:
-            docs = _ties_by_id(docs, order_by)
+            docs = _ties_by_id(docs, order_by, descending)
         return docs
 
-    async def batch(self, container: str, partition: str, ops: list[WriteOp]) -> list[Document]:
-        proxy = self._container(container)
+    async def batch(
+        self, container: str, partition: Partition, ops: list[WriteOp]
+    ) -> list[Document]:
+        proxy, key = self._container(container), self.key(container, partition)
         if len(ops) > _MAX_BATCH_OPS:
             raise ValueError(f"a Cosmos batch holds at most {_MAX_BATCH_OPS} operations")
         pending = list(ops)
@@ -337,8 +410,8 @@ class CosmosStore(DocumentStore):
                 try:
                     results = await self._sdk(
                         proxy.execute_item_batch,
-                        [_batch_op(container, partition, op) for op in pending],
-                        partition_key=partition,
+                        [self._batch_op(container, key, op) for op in pending],
+                        partition_key=_sdk_key(key),
                         raw_response_hook=charge,
                     )
                 except cosmos_errors.CosmosBatchOperationError as exc:
@@ -361,16 +434,36 @@ class CosmosStore(DocumentStore):
         out = []
         for op, result in zip(pending, results, strict=True):
             if op.kind != "delete":
-                out.append(_document(partition, result["resourceBody"]))
+                out.append(_document(key, result["resourceBody"]))
         return out
 
     # -- plumbing --------------------------------------------------------------------
 
+    def _outgoing(self, container: str, key: Key, id: str, body: dict[str, Any]) -> dict[str, Any]:
+        out = self.with_keys(container, key, id, body)
+        for name in _SYSTEM_FIELDS:
+            out.pop(name, None)
+        ttl_of(self.layout[container], out)  # refuse a ttl where nothing expires, as embedded
+        return out
+
+    def _batch_op(self, container: str, key: Key, op: WriteOp) -> tuple[Any, ...]:
+        options = {"if_match_etag": op.if_match} if op.if_match is not None else {}
+        if op.kind == "delete":
+            return ("delete", (op.id,), options)
+        body = self._outgoing(container, key, op.id, op.body or {})
+        if op.kind in ("create", "upsert"):
+            return (op.kind, (body,), options)
+        if op.kind == "replace":
+            return ("replace", (op.id, body), options)
+        raise ValueError(f"unknown batch operation {op.kind!r}")
+
     def _container(self, container: str) -> ContainerProxy:
-        if container not in CONTAINERS:
-            raise ValueError(f"unknown container {container!r}")
+        spec = self.layout[container]
         proxy = self._containers.get(container)
         if proxy is None:
+            if spec.lazy and self._db is not None:
+                raise StoreUnavailable(f"container {container!r} is not open: "
+                                       f"call open_container({container!r}) first")
             raise StoreUnavailable("the Cosmos store is not open")
         return proxy
 
@@ -405,6 +498,38 @@ class CosmosStore(DocumentStore):
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def throughput_options(here: bool, autoscale_max: int) -> dict[str, Any]:
+    """`offer_throughput` for the database or a container, when throughput is set there."""
+    if not here:
+        return {}
+    return {"offer_throughput": ThroughputProperties(auto_scale_max_throughput=autoscale_max)}
+
+
+def _same_policy(got: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether the service's policy indexes what ours does (it adds fields of its own)."""
+    if not got:
+        return False
+
+    def paths(policy: dict[str, Any], kind: str) -> set[str]:
+        return {p.get("path", "") for p in policy.get(kind) or []}
+
+    def composites(policy: dict[str, Any]) -> set[tuple[tuple[str, str], ...]]:
+        return {
+            tuple((e.get("path", ""), e.get("order", "ascending")) for e in group)
+            for group in policy.get("compositeIndexes") or []
+        }
+
+    return (
+        paths(got, "includedPaths") == paths(wanted, "includedPaths")
+        and paths(wanted, "excludedPaths") <= paths(got, "excludedPaths")
+        and composites(got) == composites(wanted)
+    )
+
+
+def _sdk_key(key: Key) -> str | list[str]:
+    return key[0] if len(key) == 1 else list(key)
 
 
 def _http_error(exc: cosmos_errors.CosmosHttpResponseError) -> StoreError:
@@ -444,30 +569,9 @@ def _if_match(if_match: str | None) -> dict[str, Any]:
     return {"etag": if_match, "match_condition": MatchConditions.IfNotModified}
 
 
-def _outgoing(container: str, partition: str, id: str, body: dict[str, Any]) -> dict[str, Any]:
-    out = with_keys(container, partition, id, body)
-    for name in _SYSTEM_FIELDS:
-        out.pop(name, None)
-    return out
-
-
-def _document(partition: str, item: dict[str, Any]) -> Document:
+def _document(key: Key, item: dict[str, Any]) -> Document:
     body = {k: v for k, v in item.items() if k == "_etag" or k not in _SYSTEM_FIELDS}
-    return Document(item["id"], partition, body, item["_etag"])
-
-
-def _batch_op(container: str, partition: str, op: WriteOp) -> tuple[Any, ...]:
-    options = {"if_match_etag": op.if_match} if op.if_match is not None else {}
-    if op.kind == "create":
-        return ("create", (_outgoing(container, partition, op.id, op.body or {}),), options)
-    if op.kind == "upsert":
-        return ("upsert", (_outgoing(container, partition, op.id, op.body or {}),), options)
-    if op.kind == "replace":
-        body = _outgoing(container, partition, op.id, op.body or {})
-        return ("replace", (op.id, body), options)
-    if op.kind == "delete":
-        return ("delete", (op.id,), options)
-    raise ValueError(f"unknown batch operation {op.kind!r}")
+    return Document(item["id"], key, body, item["_etag"])
 
 
 def _field(name: str) -> str:
@@ -476,9 +580,9 @@ def _field(name: str) -> str:
     return f'c["{name}"]'
 
 
-def _query_sql(
-    container: str,
-    partition: str | None,
+def query_sql(
+    container: Container,
+    key: Key | None,
     equals: dict[str, Any],
     order_by: str | None,
     descending: bool,
@@ -487,9 +591,9 @@ def _query_sql(
 ) -> tuple[str, list[dict[str, Any]]]:
     where: list[str] = []
     parameters: list[dict[str, Any]] = []
-    if partition is not None:
-        where.append(f"{_field(CONTAINERS[container])} = @pk")
-        parameters.append({"name": "@pk", "value": partition})
+    for level, value in enumerate(key or ()):
+        where.append(f"{_field(container.keys[level])} = @pk{level}")
+        parameters.append({"name": f"@pk{level}", "value": value})
     for i, (name, value) in enumerate(equals.items()):
         ref = _field(name)
         if value is None:
@@ -509,24 +613,52 @@ def _query_sql(
     if where:
         sql += " WHERE " + " AND ".join(where)
     if order_by:
-        sql += f" ORDER BY {_field(order_by)} {'DESC' if descending else 'ASC'}"
+        direction = "DESC" if descending else "ASC"
+        fields = [f"{_field(order_by)} {direction}"]
+        composite = _composite_for(container, equals, order_by, descending)
+        if composite:
+            fields = [f"{_field(name)} ASC" for name in composite[:-1]] + fields
+        sql += " ORDER BY " + ", ".join(fields)
     return sql, parameters
 
 
-def _ties_by_id(docs: list[Document], order_by: str) -> list[Document]:
-    """Rows with the same `order_by` value sorted by id, as the embedded store returns them."""
+def _composite_for(
+    container: Container, equals: dict[str, Any], order_by: str, descending: bool
+) -> tuple[str, ...] | None:
+    """A declared composite index whose leading fields the query pins and whose last field
+    it sorts by: naming them all in ORDER BY lets Cosmos serve the query from it."""
+    pinned = {name for name, value in equals.items() if value is not None}
+    for index in container.indexes:
+        fields = index.fields
+        if (
+            len(fields) > 1
+            and fields[-1] == order_by
+            and index.descending == descending
+            and set(fields[:-1]) <= pinned
+        ):
+            return fields
+    return None
+
+
+def _ties_by_id(docs: list[Document], order_by: str, descending: bool) -> list[Document]:
+    """Rows with the same `order_by` value sorted by id (in the query's direction), as the
+    embedded store returns them."""
     out: list[Document] = []
     run: list[Document] = []
     marker = object()
     last: Any = marker
+
+    def flush() -> None:
+        out.extend(sorted(run, key=lambda d: d.id, reverse=descending))
+
     for doc in docs:
         value = _sort_identity(doc.body.get(order_by, marker))
         if run and value != last:
-            out.extend(sorted(run, key=lambda d: d.id))
+            flush()
             run = []
         run.append(doc)
         last = value
-    out.extend(sorted(run, key=lambda d: d.id))
+    flush()
     return out
 
 

@@ -1,30 +1,32 @@
 """The document store: the few primitives both backends share.
 
-Everything Switchboard keeps (sessions, transcripts, the conversation pointer, config,
-botbuilder state) is a JSON document in a *container*, under a *partition key*, with an
-ETag. The higher layers (sessions, rehoming, botbuilder Storage) are written once against
-these primitives, so the embedded store and Cosmos DB behave the same and one test suite
-covers both.
+Everything Switchboard keeps (sessions, transcripts, the conversation pointer, agents,
+timers, config, botbuilder state) is a JSON document in a *container*, under a *partition
+key*, with an ETag. The higher layers are written once against these primitives, so the
+embedded store and Cosmos DB behave the same and one test suite covers both.
+
+Partition keys: a container's key has one field or, for a hierarchical key, several
+(storage/layout.py). A point operation or a batch names the whole key (a string for a
+one-field key, a tuple of strings otherwise); a query may name the whole key, a prefix of it
+(a department, for `tenant_data`), or nothing (every partition).
+
+Expiry: a body may carry `ttl` (seconds) in a container whose layout allows it; the
+document then disappears that long after its last write (Cosmos TTL; the embedded store
+hides it at once and `purge_expired` deletes it).
 """
 
 from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# container name -> the body field that holds its partition key (Cosmos path without "/")
-CONTAINERS: dict[str, str] = {
-    # sessions, transcript entries, agents: everything a department owns
-    "tenant_data": "tenantId",
-    # the conversation -> live session pointer
-    "conversations": "conversationId",
-    # the loaded tenants' configuration
-    "config": "configId",
-    # botbuilder Storage (ConversationState, UserState, dialogs)
-    "botstate": "stateKey",
-}
+from storage.layout import LAYOUT, Container, Layout
+
+Key = tuple[str, ...]
+Partition = str | Sequence[str]
 
 
 class StoreError(Exception):
@@ -50,7 +52,7 @@ class StoreUnavailable(StoreError):
 @dataclass(frozen=True, slots=True)
 class Document:
     id: str
-    partition: str
+    partition: Key
     body: dict[str, Any]
     etag: str
 
@@ -85,13 +87,14 @@ class OpStats:
 
 
 class DocumentStore(abc.ABC):
-    """Async document primitives. `partition` is the value of the container's key field.
+    """Async document primitives. Every method is one round trip to the backend.
 
-    Bodies passed in never need to contain `id` or the partition field: the store adds
-    them. Bodies returned contain both. Every method is one round trip to the backend.
+    Bodies passed in never need to contain `id` or the partition fields: the store adds
+    them. Bodies returned contain both, and `_etag`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout = LAYOUT) -> None:
+        self.layout = layout
         self.stats = OpStats()
 
     async def open(self) -> None:  # noqa: B027 - optional hook
@@ -100,33 +103,45 @@ class DocumentStore(abc.ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    async def open_container(self, container: str) -> None:  # noqa: B027 - optional hook
+        """Create a `lazy` container (botbuilder Storage) the first time it is used."""
+
+    async def purge_expired(self, limit: int = 500) -> int:
+        """Delete up to `limit` expired documents; how many. Cosmos does it itself (TTL)."""
+        return 0
+
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the backend answers."""
 
     @abc.abstractmethod
-    async def read(self, container: str, partition: str, id: str) -> Document | None: ...
+    async def read(self, container: str, partition: Partition, id: str) -> Document | None: ...
 
     @abc.abstractmethod
     async def create(
-        self, container: str, partition: str, id: str, body: dict[str, Any]
+        self, container: str, partition: Partition, id: str, body: dict[str, Any]
     ) -> Document:
         """Raise AlreadyExists if the id is taken in that partition."""
 
     @abc.abstractmethod
     async def replace(
-        self, container: str, partition: str, id: str, body: dict[str, Any], if_match: str | None
+        self,
+        container: str,
+        partition: Partition,
+        id: str,
+        body: dict[str, Any],
+        if_match: str | None,
     ) -> Document:
         """Raise NotFound, or PreconditionFailed when `if_match` is stale."""
 
     @abc.abstractmethod
     async def upsert(
-        self, container: str, partition: str, id: str, body: dict[str, Any]
+        self, container: str, partition: Partition, id: str, body: dict[str, Any]
     ) -> Document: ...
 
     @abc.abstractmethod
     async def delete(
-        self, container: str, partition: str, id: str, if_match: str | None = None
+        self, container: str, partition: Partition, id: str, if_match: str | None = None
     ) -> bool:
         """True if something was deleted; PreconditionFailed when `if_match` is stale."""
 
@@ -134,7 +149,7 @@ class DocumentStore(abc.ABC):
     async def query(
         self,
         container: str,
-        partition: str | None,
+        partition: Partition | None,
         equals: dict[str, Any],
         *,
         order_by: str | None = None,
@@ -142,20 +157,61 @@ class DocumentStore(abc.ABC):
         limit: int | None = None,
         at_most: dict[str, Any] | None = None,
     ) -> list[Document]:
-        """Documents whose top-level fields equal `equals`; all partitions when None.
+        """Documents whose top-level fields equal `equals`, in the partition (or prefix)
+        given; all partitions when None.
 
         `at_most` adds `field <= value` for each item (ANDed with `equals`), so "what is due
         by now" is one query. Values are numbers or strings (ISO timestamps compare as text);
-        a document whose field is missing, null or of the other type does not match.
+        a document whose field is missing, null or of the other type does not match. Rows
+        with equal `order_by` values come back in id order.
         """
 
     @abc.abstractmethod
-    async def batch(self, container: str, partition: str, ops: list[WriteOp]) -> list[Document]:
+    async def batch(
+        self, container: str, partition: Partition, ops: list[WriteOp]
+    ) -> list[Document]:
         """Several writes in one partition in one round trip, all or nothing.
 
         Raises PreconditionFailed / AlreadyExists / NotFound for the first op that fails;
         then none of the ops has been applied.
         """
+
+    # -- helpers for both backends ------------------------------------------------------
+
+    def container(self, name: str) -> Container:
+        return self.layout[name]
+
+    def key(self, container: str, partition: Partition, *, prefix: bool = False) -> Key:
+        """The partition as a tuple, checked against the container's key fields."""
+        return partition_key(self.layout[container], partition, prefix=prefix)
+
+    def with_keys(
+        self, container: str, key: Key, id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The body as stored: our fields plus `id` and the partition fields."""
+        out = dict(body)
+        out["id"] = id
+        for name, value in zip(self.layout[container].keys, key, strict=True):
+            out[name] = value
+        return out
+
+
+def partition_key(container: Container, partition: Partition, *, prefix: bool = False) -> Key:
+    if isinstance(partition, str):
+        key: Key = (partition,)
+    elif isinstance(partition, Sequence):
+        key = tuple(partition)
+    else:
+        raise ValueError(f"a partition key is a string or strings, not {partition!r}")
+    if not all(isinstance(part, str) and part for part in key):
+        raise ValueError(f"partition key parts must be non-empty strings: {partition!r}")
+    levels = len(container.keys)
+    if len(key) > levels or (len(key) < levels and not prefix) or not key:
+        wanted = " and ".join(container.keys)
+        raise ValueError(
+            f"container {container.name!r} is partitioned by {wanted}: got {list(key)}"
+        )
+    return key
 
 
 def bounds(at_most: dict[str, Any] | None) -> dict[str, int | float | str]:
@@ -167,9 +223,13 @@ def bounds(at_most: dict[str, Any] | None) -> dict[str, int | float | str]:
     return dict(at_most or {})
 
 
-def with_keys(container: str, partition: str, id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The body as stored: our fields plus `id` and the partition field."""
-    out = dict(body)
-    out["id"] = id
-    out[CONTAINERS[container]] = partition
-    return out
+def ttl_of(container: Container, body: dict[str, Any]) -> float | None:
+    """The body's time to live in seconds, None when it does not expire."""
+    ttl = body.get("ttl")
+    if ttl is None or ttl == -1:
+        return None
+    if not container.ttl:
+        raise ValueError(f"documents in {container.name!r} do not expire: drop `ttl`")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0:
+        raise ValueError(f"`ttl` must be a positive whole number of seconds, not {ttl!r}")
+    return float(ttl)

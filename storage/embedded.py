@@ -1,44 +1,52 @@
 """The embedded default store: one SQLite file, no server, survives a restart.
 
-SQLite calls are made inline on the event loop: a read or write costs 0.1-0.2 ms, less
-than handing it to a thread would. WAL mode lets several processes share the file, and
-every check-and-set runs inside one `BEGIN IMMEDIATE` transaction, so ETags hold across
-processes as they do on Cosmos.
+No SQLite call runs on the event loop: writes go to one writer thread (its own connection,
+so waiting for another process's lock, a WAL checkpoint's fsync or a purge never freezes the
+loop) and reads to a reader thread (WAL lets it read while the writer writes). Each store
+call is one hand-off to a thread and back.
+
+One table per container (storage/layout.py), with the partition key in columns and one
+SQLite expression index per declared `Index`, so every query the bot makes is answered from
+an index and costs the same with a thousand or a million documents (tests/test_query_plans.py
+checks the plans). WAL mode lets several processes share the file, and every check-and-set
+runs inside one `BEGIN IMMEDIATE` transaction, so ETags hold across processes as on Cosmos.
+
+Expiry: a body's `ttl` sets the row's `expires` (epoch seconds); expired rows are invisible
+at once and `purge_expired` deletes them in bounded batches, then hands the freed pages back
+(`auto_vacuum=INCREMENTAL`), so the file does not grow without bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from storage.documents import (
-    CONTAINERS,
     AlreadyExists,
     Document,
     DocumentStore,
+    Key,
     NotFound,
+    Partition,
     PreconditionFailed,
     StoreUnavailable,
     WriteOp,
     bounds,
-    with_keys,
+    ttl_of,
 )
+from storage.layout import LAYOUT, Container, Layout
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    container TEXT NOT NULL,
-    partition TEXT NOT NULL,
-    id TEXT NOT NULL,
-    etag TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (container, partition, id)
-) WITHOUT ROWID;
-"""
+T = TypeVar("T")
 
-_FIELD_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_FIELD_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+SCHEMA_VERSION = 2
 
 
 def _plain(name: str) -> str:
@@ -55,52 +63,155 @@ def _new_etag() -> str:
     return f'"{uuid.uuid4().hex}"'
 
 
+def _pk(key: Key) -> str:
+    """The whole key in one column: the value itself, or a JSON array for several levels."""
+    return key[0] if len(key) == 1 else json.dumps(list(key), separators=(",", ":"))
+
+
+def _unpk(container: Container, text: str) -> Key:
+    return tuple(json.loads(text)) if container.hierarchical else (text,)
+
+
+def schema(container: Container) -> list[str]:
+    """The table and its indexes (also read by tests/test_query_plans.py)."""
+    table = f'"{container.name}"'
+    out = [
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        " pk TEXT NOT NULL, k1 TEXT NOT NULL, id TEXT NOT NULL, etag TEXT NOT NULL,"
+        " expires REAL, body TEXT NOT NULL, UNIQUE (pk, id))",
+        f'CREATE INDEX IF NOT EXISTS "{container.name}__expires" ON {table}(expires)'
+        " WHERE expires IS NOT NULL",
+    ]
+    for number, index in enumerate(container.indexes):
+        lead = {"partition": ["pk"], "prefix": ["k1"], "all": []}[index.scope]
+        columns = [*lead, *(_field(name) for name in index.fields), "id"]
+        out.append(
+            f'CREATE INDEX IF NOT EXISTS "{container.name}__{number}" ON {table}'
+            f"({', '.join(columns)})"
+        )
+    return out
+
+
+class _Thread:
+    """One thread that owns one SQLite connection; calls are handed to it in order."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.db: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 class EmbeddedStore(DocumentStore):
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        layout: Layout = LAYOUT,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(layout)
         self.path = str(path)
-        self._db: sqlite3.Connection | None = None
+        self.clock = clock
+        self.busy_timeout = busy_timeout
+        self._writer: _Thread | None = None
+        self._reader: _Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _connect(self, thread: _Thread, setup: bool) -> None:
+        db = sqlite3.connect(
+            self.path, isolation_level=None, timeout=self.busy_timeout, check_same_thread=False
+        )
+        if setup:
+            # only takes effect on a new, empty file: page reuse plus incremental_vacuum
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if setup:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for container in self.layout.containers:
+                    for statement in schema(container):
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            except BaseException:
+                db.execute("ROLLBACK")
+                db.close()
+                raise
+            db.execute("COMMIT")
+        thread.db = db
 
     async def open(self) -> None:
-        if self._db is not None:
+        if self._writer is not None:
             return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
-        self._db = db
+        writer = _Thread("sqlite-writer")
+        try:
+            await writer.run(self._connect, writer, True)
+        except sqlite3.Error as exc:
+            writer.shutdown()
+            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
+        reader = writer
+        if self.path != ":memory:":  # a second connection to :memory: is another database
+            reader = _Thread("sqlite-reader")
+            await reader.run(self._connect, reader, False)
+        self._writer, self._reader = writer, reader
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        for thread in {id(t): t for t in (reader, writer) if t is not None}.values():
+            if thread.db is not None:
+                await thread.run(thread.db.close)
+            thread.shutdown()
 
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
+    def _threads(self) -> tuple[_Thread, _Thread]:
+        if self._writer is None or self._reader is None:
             raise StoreUnavailable("the embedded store is not open")
-        return self._db
+        return self._writer, self._reader
 
-    async def ping(self) -> None:
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        reader = self._threads()[1]
         try:
-            self.db.execute("SELECT 1").fetchone()
-        except sqlite3.Error as exc:
+            return await reader.run(fn, reader.db, *args)
+        except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
-    # -- primitives ------------------------------------------------------------------
+    async def _write(self, container: str, key: Key, ops: list[WriteOp]) -> list[Document]:
+        writer = self._threads()[0]
+        try:
+            return await writer.run(self._transaction, writer.db, container, key, ops,
+                                    self.clock())
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
-    def _get(self, container: str, partition: str, id: str) -> tuple[str, str] | None:
-        return self.db.execute(
-            "SELECT etag, body FROM documents WHERE container=? AND partition=? AND id=?",
-            (container, partition, id),
+    async def ping(self) -> None:
+        await self._read(lambda db: db.execute("SELECT 1").fetchone())
+
+    # -- in the threads ----------------------------------------------------------------
+
+    @staticmethod
+    def _row(db: sqlite3.Connection, table: str, pk: str, id: str, now: float):
+        row = db.execute(
+            f'SELECT etag, body, expires FROM "{table}" WHERE pk=? AND id=?', (pk, id)
         ).fetchone()
+        if row is not None and row[2] is not None and row[2] <= now:
+            return None  # expired: as good as gone
+        return row
 
-    def _apply(self, container: str, partition: str, op: WriteOp) -> Document | None:
-        """One write inside the caller's transaction."""
-        _check_container(container)
-        row = self._get(container, partition, op.id)
+    def _apply(
+        self, db: sqlite3.Connection, container: Container, key: Key, op: WriteOp, now: float
+    ) -> Document | None:
+        pk = _pk(key)
+        row = self._row(db, container.name, pk, op.id, now)
         if op.kind == "delete":
             if row is None:
                 if op.if_match is not None:
@@ -108,10 +219,7 @@ class EmbeddedStore(DocumentStore):
                 return None
             if op.if_match is not None and row[0] != op.if_match:
                 raise PreconditionFailed(op.id)
-            self.db.execute(
-                "DELETE FROM documents WHERE container=? AND partition=? AND id=?",
-                (container, partition, op.id),
-            )
+            db.execute(f'DELETE FROM "{container.name}" WHERE pk=? AND id=?', (pk, op.id))
             return None
         if op.kind == "create" and row is not None:
             raise AlreadyExists(op.id)
@@ -120,65 +228,89 @@ class EmbeddedStore(DocumentStore):
                 raise NotFound(op.id)
             if op.if_match is not None and row[0] != op.if_match:
                 raise PreconditionFailed(op.id)
-        body = with_keys(container, partition, op.id, op.body or {})
+        body = self.with_keys(container.name, key, op.id, op.body or {})
+        ttl = ttl_of(container, body)
         etag = _new_etag()
         body["_etag"] = etag
-        self.db.execute(
-            "INSERT OR REPLACE INTO documents(container, partition, id, etag, body)"
-            " VALUES (?,?,?,?,?)",
-            (container, partition, op.id, etag, json.dumps(body, separators=(",", ":"))),
+        db.execute(
+            f'INSERT INTO "{container.name}"(pk, k1, id, etag, expires, body)'
+            " VALUES (?,?,?,?,?,?) ON CONFLICT(pk, id) DO UPDATE SET"
+            " etag=excluded.etag, expires=excluded.expires, body=excluded.body",
+            (pk, key[0], op.id, etag, None if ttl is None else now + ttl,
+             json.dumps(body, separators=(",", ":"))),
         )
-        return Document(op.id, partition, body, etag)
+        return Document(op.id, key, body, etag)
 
-    def _write(self, container: str, partition: str, ops: list[WriteOp]) -> list[Document]:
-        db = self.db
+    def _transaction(
+        self, db: sqlite3.Connection, name: str, key: Key, ops: list[WriteOp], now: float
+    ) -> list[Document]:
+        container = self.layout[name]
         db.execute("BEGIN IMMEDIATE")
         try:
-            out = [self._apply(container, partition, op) for op in ops]
+            out = [self._apply(db, container, key, op, now) for op in ops]
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return [d for d in out if d is not None]
 
-    async def read(self, container: str, partition: str, id: str) -> Document | None:
-        _check_container(container)
+    # -- primitives ------------------------------------------------------------------
+
+    async def read(self, container: str, partition: Partition, id: str) -> Document | None:
+        key = self.key(container, partition)
         self.stats.record("read")
-        row = self._get(container, partition, id)
+        row = await self._read(self._row, container, _pk(key), id, self.clock())
         if row is None:
             return None
-        return Document(id, partition, json.loads(row[1]), row[0])
+        return Document(id, key, json.loads(row[1]), row[0])
 
     async def create(
-        self, container: str, partition: str, id: str, body: dict[str, Any]
+        self, container: str, partition: Partition, id: str, body: dict[str, Any]
     ) -> Document:
+        key = self.key(container, partition)
         self.stats.record("create")
-        return self._write(container, partition, [WriteOp("create", id, body)])[0]
+        return (await self._write(container, key, [WriteOp("create", id, body)]))[0]
 
     async def replace(
-        self, container: str, partition: str, id: str, body: dict[str, Any], if_match: str | None
+        self,
+        container: str,
+        partition: Partition,
+        id: str,
+        body: dict[str, Any],
+        if_match: str | None,
     ) -> Document:
+        key = self.key(container, partition)
         self.stats.record("replace")
-        return self._write(container, partition, [WriteOp("replace", id, body, if_match)])[0]
+        return (await self._write(container, key, [WriteOp("replace", id, body, if_match)]))[0]
 
     async def upsert(
-        self, container: str, partition: str, id: str, body: dict[str, Any]
+        self, container: str, partition: Partition, id: str, body: dict[str, Any]
     ) -> Document:
+        key = self.key(container, partition)
         self.stats.record("upsert")
-        return self._write(container, partition, [WriteOp("upsert", id, body)])[0]
+        return (await self._write(container, key, [WriteOp("upsert", id, body)]))[0]
 
     async def delete(
-        self, container: str, partition: str, id: str, if_match: str | None = None
+        self, container: str, partition: Partition, id: str, if_match: str | None = None
     ) -> bool:
+        key = self.key(container, partition)
         self.stats.record("delete")
-        existed = self._get(container, partition, id) is not None
-        self._write(container, partition, [WriteOp("delete", id, None, if_match)])
-        return existed
+        writer = self._threads()[0]
+
+        def run(db: sqlite3.Connection, now: float) -> bool:
+            existed = self._row(db, container, _pk(key), id, now) is not None
+            self._transaction(db, container, key, [WriteOp("delete", id, None, if_match)], now)
+            return existed
+
+        try:
+            return await writer.run(run, writer.db, self.clock())
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
     async def query(
         self,
         container: str,
-        partition: str | None,
+        partition: Partition | None,
         equals: dict[str, Any],
         *,
         order_by: str | None = None,
@@ -186,39 +318,90 @@ class EmbeddedStore(DocumentStore):
         limit: int | None = None,
         at_most: dict[str, Any] | None = None,
     ) -> list[Document]:
-        _check_container(container)
-        ranges = bounds(at_most)
+        spec = self.layout[container]
+        key = None if partition is None else self.key(container, partition, prefix=True)
+        sql, args = query_sql(spec, key, equals, order_by, descending, limit, bounds(at_most))
         self.stats.record("query")
-        sql = ["SELECT id, partition, etag, body FROM documents WHERE container=?"]
-        args: list[Any] = [container]
-        if partition is not None:
-            sql.append("AND partition=?")
-            args.append(partition)
-        for name, value in equals.items():
-            if value is None:
-                sql.append(f"AND {_field(name)} IS NULL")
-            else:
-                sql.append(f"AND {_field(name)} = ?")
-                args.append(value)
-        for name, value in ranges.items():
-            # SQLite orders every number below every text; Cosmos compares like with like only
-            types = "('text')" if isinstance(value, str) else "('integer','real')"
-            sql.append(f"AND json_type(body, '$.{_plain(name)}') IN {types}")
-            sql.append(f"AND {_field(name)} <= ?")
-            args.append(value)
-        if order_by:
-            sql.append(f"ORDER BY {_field(order_by)} {'DESC' if descending else 'ASC'}, id")
-        if limit is not None:
-            sql.append("LIMIT ?")
-            args.append(int(limit))
-        rows = self.db.execute(" ".join(sql), args).fetchall()
-        return [Document(r[0], r[1], json.loads(r[3]), r[2]) for r in rows]
+        if limit is not None and int(limit) <= 0:
+            return []
 
-    async def batch(self, container: str, partition: str, ops: list[WriteOp]) -> list[Document]:
+        def run(db: sqlite3.Connection, now: float) -> list[tuple[str, str, str, str]]:
+            return db.execute(sql, [*args, now]).fetchall()
+
+        rows = await self._read(run, self.clock())
+        return [Document(r[0], _unpk(spec, r[1]), json.loads(r[3]), r[2]) for r in rows]
+
+    async def batch(
+        self, container: str, partition: Partition, ops: list[WriteOp]
+    ) -> list[Document]:
+        key = self.key(container, partition)
         self.stats.record("batch")
-        return self._write(container, partition, ops)
+        if not ops:
+            return []
+        return await self._write(container, key, ops)
+
+    async def purge_expired(self, limit: int = 500) -> int:
+        writer = self._threads()[0]
+        names = [c.name for c in self.layout.containers if c.ttl]
+
+        def run(db: sqlite3.Connection, now: float) -> int:
+            deleted = 0
+            for name in names:
+                if deleted >= limit:
+                    break
+                cursor = db.execute(
+                    f'DELETE FROM "{name}" WHERE rowid IN (SELECT rowid FROM "{name}"'
+                    " WHERE expires IS NOT NULL AND expires <= ? LIMIT ?)",
+                    (now, limit - deleted),
+                )
+                deleted += cursor.rowcount
+            if deleted:
+                db.execute("PRAGMA incremental_vacuum")
+            return deleted
+
+        try:
+            return await writer.run(run, writer.db, self.clock())
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"embedded store at {self.path}: {exc}") from exc
 
 
-def _check_container(container: str) -> None:
-    if container not in CONTAINERS:
-        raise ValueError(f"unknown container {container!r}")
+def query_sql(
+    container: Container,
+    key: Key | None,
+    equals: dict[str, Any],
+    order_by: str | None,
+    descending: bool,
+    limit: int | None,
+    at_most: dict[str, Any],
+) -> tuple[str, list[Any]]:
+    """The SELECT for a query; the caller appends `now` (for expiry) to the arguments."""
+    sql = [f'SELECT id, pk, etag, body FROM "{container.name}" WHERE 1=1']
+    args: list[Any] = []
+    if key is not None:
+        if len(key) == len(container.keys):
+            sql.append("AND pk=?")
+            args.append(_pk(key))
+        elif len(key) == 1:
+            sql.append("AND k1=?")
+            args.append(key[0])
+        else:
+            raise ValueError("a query's partition is the whole key or its first level")
+    for name, value in equals.items():
+        if value is None:
+            sql.append(f"AND {_field(name)} IS NULL")
+        else:
+            sql.append(f"AND {_field(name)} = ?")
+            args.append(value)
+    for name, value in at_most.items():
+        # SQLite orders every number below every text; Cosmos compares like with like only
+        types = "('text')" if isinstance(value, str) else "('integer','real')"
+        sql.append(f"AND json_type(body, '$.{_plain(name)}') IN {types}")
+        sql.append(f"AND {_field(name)} <= ?")
+        args.append(value)
+    sql.append("AND (expires IS NULL OR expires > ?)")
+    if order_by:
+        direction = "DESC" if descending else "ASC"
+        sql.append(f"ORDER BY {_field(order_by)} {direction}, id {direction}")
+    if limit is not None:
+        sql.append(f"LIMIT {max(0, int(limit))}")
+    return " ".join(sql), args

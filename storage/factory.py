@@ -15,6 +15,8 @@ def create_store(
     cosmos_database: str = "switchboard",
     cosmos_key: str | None = None,
     cosmos_verify: bool = True,
+    cosmos_throughput: Literal["database", "container", "none"] = "database",
+    cosmos_autoscale_max: int = 1000,
 ) -> DocumentStore:
     if kind == "embedded":
         from storage.embedded import EmbeddedStore
@@ -30,5 +32,7 @@ def create_store(
             cosmos_database,
             key=cosmos_key or None,
             connection_verify=cosmos_verify,
+            throughput=cosmos_throughput,
+            autoscale_max=cosmos_autoscale_max,
         )
     raise ValueError(f"unknown store {kind!r}: use embedded or cosmos")

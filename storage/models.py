@@ -12,6 +12,9 @@ MetadataValue = str | int | float | bool | None
 
 
 SEEN_KEPT = 32
+# a transcript line (and a message the bot sent) is kept this long after it was written,
+# a closed session this long after it closed: the default retention (a setting)
+DEFAULT_RETENTION_DAYS = 90
 
 
 def utcnow() -> str:
@@ -75,7 +78,9 @@ class Offer(BaseModel):
 
     agent_id: str
     agent_name: str
-    activity_id: str | None = None
+    # the transcript line (a message owed to the agent) that carries the offer card; the id
+    # the channel gave the card is on that line once it was sent
+    seq: int | None = None
     at: str = Field(default_factory=utcnow)
     # "open", "taken", "expired", "withdrawn"
     status: str = "open"
@@ -96,6 +101,22 @@ class Assignment(BaseModel):
     agent_id: str
     agent_name: str
     since: str = Field(default_factory=utcnow)
+    # how to reach the agent (their conversation reference), kept here so that relaying a
+    # guest's message costs no extra read
+    reference: dict[str, Any] | None = None
+
+
+class Owed(BaseModel):
+    """A message recorded as due and not yet known to be delivered, and who delivers it.
+
+    `owner` holds a lease until `until` (epoch seconds): nobody else sends it meanwhile. When
+    the lease has run out, or its owner is known to be dead (the same instance restarted),
+    recovery claims it. See pipelines/delivery.py.
+    """
+
+    seq: int
+    owner: str
+    until: float
 
 
 class Undelivered(BaseModel):
@@ -127,25 +148,39 @@ class Session(BaseModel):
     transfer: TransferIntent | None = None
     # False until the engine has entered `stage_key` (a rehomed session starts this way)
     started: bool = True
-    # a bound card to send before anything else (the transfer card of a rehomed session)
-    pending_card: dict[str, Any] | None = None
     # every hop this chat went through, oldest first (copied forward on each transfer)
     hop_log: list[Hop] = Field(default_factory=list)
     phase: Phase = Phase.PIPELINE
     routing: Search | None = None
     agent: Assignment | None = None
-    # ids of the latest activities this conversation's turns handled: a redelivery is dropped
+    # ids of the latest activities handled for this chat (the guest's, and agents' keys):
+    # a redelivery is recognized, and handled in the same write as its effect
     seen: list[str] = Field(default_factory=list)
     undelivered: list[Undelivered] = Field(default_factory=list)
+    # how to reach the guest (botbuilder ConversationReference, serialized)
+    reference: dict[str, Any] = Field(default_factory=dict)
+    # messages recorded as due and not yet known delivered (transcript seqs), with leases
+    owed: list[Owed] = Field(default_factory=list)
+    # timers this session wants: kind -> the key of the scheduled timer (storage/timers.py);
+    # a timer that fires with another key (or a kind no longer wanted) does nothing
+    timers: dict[str, str] = Field(default_factory=dict)
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     closed_at: str | None = None
+    # seconds a closed session is kept after its last write (set when it closes)
+    ttl: int | None = None
     # not part of the document: the ETag it was read with
     etag: str | None = Field(default=None, exclude=True)
 
     def body(self) -> dict[str, Any]:
-        out = self.model_dump(mode="json")
+        out = self.model_dump(mode="json", exclude_none=False)
         out["type"] = "session"
+        # indexed for the delivery sweep (storage/layout.py): is anything owed, and when
+        # does its earliest lease run out
+        out["pending"] = bool(self.owed)
+        out["pending_until"] = min((o.until for o in self.owed), default=None)
+        if out["ttl"] is None:
+            del out["ttl"]
         return out
 
     def saw(self, activity_id: str | None) -> bool:
@@ -161,40 +196,82 @@ class Direction(StrEnum):
     OUT = "out"
 
 
+class Delivery(StrEnum):
+    DUE = "due"
+    SENT = "sent"
+    # the channel refused it (a 4xx), or kept refusing it past the retry budget
+    FAILED = "failed"
+    # not sent on purpose: an offer for a chat already taken, an update of a card never sent,
+    # or the one message that may have been in flight when a process died, when it is only
+    # informational (see pipelines/delivery.py)
+    SKIPPED = "skipped"
+
+
 class TranscriptEntry(BaseModel):
+    """One line of a chat. A line the bot says is also a message it owes someone: `to` says
+    whom, `status` whether it went out. Lines meant for an agent only (offer cards, updates)
+    are not part of what the guest saw (`visible` False)."""
+
+    model_config = ConfigDict(extra="ignore")
+
     session_id: str
     tenant_id: str
     seq: int
     direction: Direction
-    # "guest", "bot", later "agent:<id>"
+    # "guest", "bot", "agent:<id>"
     sender: str
     text: str | None = None
     card: dict[str, Any] | None = None
     value: dict[str, Any] | None = None
+    # in: the channel's id of the activity; out: the id the channel gave the message
     activity_id: str | None = None
     at: str = Field(default_factory=utcnow)
+    # -- a message owed: to "guest" or "agent:<id>" (None: not a message, e.g. what came in)
+    to: str | None = None
+    # the agent's conversation reference (the guest's is on the session)
+    reference: dict[str, Any] | None = None
+    # the id of the activity this answers (the Bot Framework's replyToId)
+    reply_to: str | None = None
+    # this message replaces the card sent as line `update_of` (a Teams message update)
+    update_of: int | None = None
+    # "offer": withdrawn when the chat is no longer waiting for that agent
+    purpose: str | None = None
+    # a card with inputs or buttons: someone must act on it
+    actionable: bool = False
+    visible: bool = True
+    status: Delivery | None = None
+    error: str | None = None
+    ttl: int | None = None
 
     @property
     def doc_id(self) -> str:
-        return f"{self.session_id}:t:{self.seq:08d}"
+        return entry_doc_id(self.session_id, self.seq)
 
     def body(self) -> dict[str, Any]:
-        out = self.model_dump(mode="json")
+        out = self.model_dump(mode="json", exclude_none=True)
         out["type"] = "transcript"
         out["sessionId"] = self.session_id
         return out
 
 
+def entry_doc_id(session_id: str, seq: int) -> str:
+    return f"{session_id}:t:{seq:08d}"
+
+
 class ConversationPointer(BaseModel):
-    """The conversation's pointer to its live session, and how to reach the guest."""
+    """The conversation's pointer to its live session.
+
+    A new session is pointed at before it is written (storage/sessions.py): a pointer to a
+    session that does not exist yet is a start in progress, until `moved_at` (epoch seconds)
+    is older than the lease; then the start is taken to have died and is done again.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     conversation_id: str
     session_id: str
     tenant_id: str
-    # botbuilder ConversationReference, serialized, for proactive messages
-    reference: dict[str, Any] = Field(default_factory=dict)
+    moved_at: float = 0.0
     updated_at: str = Field(default_factory=utcnow)
     etag: str | None = Field(default=None, exclude=True)
 

@@ -1,46 +1,73 @@
-"""Sessions, transcripts and the conversation pointer, on any DocumentStore.
+"""Sessions, their transcript lines and the conversation pointer, on any DocumentStore.
 
-Layout: sessions and their transcript entries live in `tenant_data`, partitioned by the
-tenant id, so one batch writes a session and its new transcript lines in one round trip.
-The pointer lives in `conversations`, partitioned by the conversation id.
+Layout (storage/layout.py): a session and its transcript lines share the partition key
+(tenantId, sessionId) in `tenant_data`, so one batch writes a session, its new lines and the
+messages it owes (lines addressed to someone: storage/models.py) in one round trip. The
+conversation's pointer to its live session lives in `conversations`.
 
-A guest turn costs two round trips: the session is read from the location this process
-last saw for the conversation (the pointer is read only on a miss), and written back with
-its ETag. A stale location is safe: a session that moved away is closed, so its state says
-where it went, and its ETag changed, so a write against it fails.
+A guest turn costs two round trips: the session is read from the location this process last
+saw for the conversation (the pointer is read only on a miss), and written back with its
+ETag together with the turn's lines. A stale location is safe: a session that moved away is
+closed, so its state says where it went, and its ETag changed, so a write against it fails.
+
+Reading never repairs anything: a session left `transferring` by a crash is returned as it
+is, and finishing it is an explicit step (storage/rehome.py, pipelines/recovery.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from storage.documents import (
     AlreadyExists,
     DocumentStore,
+    NotFound,
     PreconditionFailed,
     WriteOp,
 )
+from storage.layout import CONVERSATIONS, TENANT_DATA
 from storage.models import (
+    DEFAULT_RETENTION_DAYS,
     ConversationPointer,
     Session,
     SessionState,
     TranscriptEntry,
+    entry_doc_id,
     utcnow,
 )
 
-TENANT_DATA = "tenant_data"
-CONVERSATIONS = "conversations"
+# Cosmos's limit for one transactional batch
+MAX_BATCH = 100
 
 
 class SessionConflict(Exception):
     """Someone else changed the session first; reload and decide again."""
 
 
-def new_session_id() -> str:
+class StartInProgress(SessionConflict):
+    """The conversation points at a session another turn is writing right now."""
+
+
+def new_session_id(conversation_id: str | None = None, activity_id: str | None = None) -> str:
+    """A fresh id; the same id for the same activity, so a redelivered start finds its session."""
+    if conversation_id and activity_id:
+        digest = hashlib.sha256(f"{conversation_id}\x1f{activity_id}".encode()).hexdigest()
+        return digest[:32]
     return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class _Seen:
+    tenant_id: str
+    session_id: str
+    # the pointer's ETag when this process last read or wrote it (a repoint then needs no read)
+    pointer_etag: str | None = None
 
 
 class SessionStore:
@@ -50,10 +77,15 @@ class SessionStore:
         *,
         location_cache_size: int = 2_000,
         fault: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        lease_seconds: float = 30.0,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.docs = docs
-        # conversation id -> (tenant id, session id) this process last saw
-        self._where: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.retention_seconds = max(1, int(retention_days * 86_400))
+        self._where: OrderedDict[str, _Seen] = OrderedDict()
         self._cache_size = location_cache_size
         # test hook: called after each rehome step; raising there simulates a crash
         self.fault = fault
@@ -64,55 +96,90 @@ class SessionStore:
         doc = await self.docs.read(CONVERSATIONS, conversation_id, conversation_id)
         if doc is None:
             return None
-        return ConversationPointer.model_validate(doc.body).model_copy(update={"etag": doc.etag})
+        pointer = ConversationPointer.model_validate(doc.body).model_copy(
+            update={"etag": doc.etag}
+        )
+        seen = self._where.get(conversation_id)
+        if seen is not None and seen.session_id == pointer.session_id:
+            seen.pointer_etag = doc.etag
+        return pointer
 
     async def get(self, tenant_id: str, session_id: str) -> Session | None:
-        doc = await self.docs.read(TENANT_DATA, tenant_id, session_id)
+        doc = await self.docs.read(TENANT_DATA, (tenant_id, session_id), session_id)
         if doc is None or doc.body.get("type") != "session":
             return None
         return Session.model_validate(doc.body).model_copy(update={"etag": doc.etag})
 
     async def live(self, conversation_id: str) -> Session | None:
-        """The conversation's live session, finishing a rehome left half-done."""
         session = await self.current(conversation_id)
         return session if session is not None and session.state.live else None
 
     async def current(self, conversation_id: str) -> Session | None:
-        """The session the conversation points at, live or closed (None: never had one)."""
-        from storage.rehome import finish_rehome  # rehome imports this module
-
+        """The session the conversation points at, live or closed (None: never had one, or
+        a start that died before writing its session). Raises StartInProgress while another
+        turn is writing the conversation's new session."""
         where = self._where.get(conversation_id)
-        session = await self.get(*where) if where else None
+        session = await self.get(where.tenant_id, where.session_id) if where else None
+        if session is not None and session.state == SessionState.TRANSFERRED and (
+            session.transfer is not None
+        ):
+            nxt = session.transfer
+            session = await self.get(nxt.to_tenant_id, nxt.to_session_id)
         if session is None or not session.state.live:
-            if session is not None and session.state == SessionState.TRANSFERRED:
-                nxt = session.transfer
-                session = await self.get(nxt.to_tenant_id, nxt.to_session_id) if nxt else None
-            if session is None or not session.state.live:
-                pointer = await self.pointer(conversation_id)
-                if pointer is None:
-                    return None
+            pointer = await self.pointer(conversation_id)
+            if pointer is None:
+                return None
+            if session is None or session.id != pointer.session_id:
                 session = await self.get(pointer.tenant_id, pointer.session_id)
-        if session is None:
-            return None
-        if session.state == SessionState.TRANSFERRING:
-            session = await finish_rehome(self, session)
-        elif not session.started and session.hop_log:
-            # just rehomed: a crash may have left the sending side open (after `pointer`)
-            hop = session.hop_log[-1]
-            source = await self.get(hop.from_tenant_id, hop.from_session_id)
-            if source is not None and source.state == SessionState.TRANSFERRING:
-                session = await finish_rehome(self, source)
+            if session is None:
+                if self.clock() - pointer.moved_at < self.lease_seconds:
+                    raise StartInProgress(f"{conversation_id}: session {pointer.session_id} "
+                                          f"is being started")
+                return None
+            self.remember(session, pointer.etag)
+            return session
         self.remember(session)
         return session
 
     async def transcript(self, tenant_id: str, session_id: str) -> list[TranscriptEntry]:
+        """Every line of a session, in order (a session is one partition: bounded by itself)."""
         docs = await self.docs.query(
-            TENANT_DATA,
-            tenant_id,
-            {"type": "transcript", "sessionId": session_id},
-            order_by="seq",
+            TENANT_DATA, (tenant_id, session_id), {"type": "transcript"}, order_by="seq"
         )
         return [TranscriptEntry.model_validate(d.body) for d in docs]
+
+    async def transcript_tail(self, tenant_id: str, session_id: str,
+                              last: int) -> list[TranscriptEntry]:
+        """About the last `last` lines the guest saw, in order, at the same cost whatever the
+        chat's length (lines meant for agents only are left out)."""
+        docs = await self.docs.query(
+            TENANT_DATA, (tenant_id, session_id), {"type": "transcript"}, order_by="seq",
+            descending=True, limit=last * 2,
+        )
+        lines = [TranscriptEntry.model_validate(d.body) for d in docs]
+        lines = [line for line in lines if line.visible][:last]
+        lines.reverse()
+        return lines
+
+    async def transcript_head(self, tenant_id: str, session_id: str,
+                              first: int) -> list[TranscriptEntry]:
+        """The first `first` lines of a session that the guest saw, in order."""
+        docs = await self.docs.query(
+            TENANT_DATA, (tenant_id, session_id), {"type": "transcript"}, order_by="seq",
+            limit=first,
+        )
+        return [line for line in (TranscriptEntry.model_validate(d.body) for d in docs)
+                if line.visible]
+
+    async def entries(self, session: Session, seqs: list[int]) -> dict[int, TranscriptEntry]:
+        """The lines with these sequence numbers (the messages a session owes)."""
+        key = (session.tenant_id, session.id)
+        out: dict[int, TranscriptEntry] = {}
+        for seq in sorted(set(seqs)):
+            doc = await self.docs.read(TENANT_DATA, key, entry_doc_id(session.id, seq))
+            if doc is not None:
+                out[seq] = TranscriptEntry.model_validate(doc.body)
+        return out
 
     async def chain(self, session: Session) -> list[Session]:
         """This session and the ones it came from, oldest first (bounded by the hop log)."""
@@ -137,91 +204,167 @@ class SessionStore:
         if state is not None:
             equals["state"] = state.value
         if phase is not None:
+            if state is None:
+                raise ValueError("a list by phase names the state too")
             equals["phase"] = phase
         docs = await self.docs.query(
-            TENANT_DATA, tenant_id, equals, order_by="updated_at", descending=True, limit=limit
+            TENANT_DATA, None if tenant_id is None else (tenant_id,), equals,
+            order_by="updated_at", descending=True, limit=limit,
+        )
+        return [Session.model_validate(d.body).model_copy(update={"etag": d.etag}) for d in docs]
+
+    async def owing(self, limit: int = 100) -> list[Session]:
+        """Sessions owing messages whose earliest lease has run out (the sweep's work)."""
+        docs = await self.docs.query(
+            TENANT_DATA, None, {"type": "session", "pending": True},
+            at_most={"pending_until": self.clock()}, order_by="pending_until", limit=limit,
         )
         return [Session.model_validate(d.body).model_copy(update={"etag": d.etag}) for d in docs]
 
     # -- writing ---------------------------------------------------------------------
 
-    async def begin(self, session: Session, reference: dict[str, Any]) -> Session:
-        """Open a conversation's first (or next) session and point the conversation to it.
+    async def begin(self, session: Session, entries: list[TranscriptEntry] = (),
+                    records: dict[str, dict[str, Any]] | None = None) -> Session:
+        """Open a conversation's first (or next) session: point the conversation at it, then
+        write it with its first lines.
 
         SessionConflict if the conversation already has a live session (another process, or
-        a duplicate delivery, opened one first): the caller redoes its turn on that one.
+        a duplicate delivery, opened one first): the caller redoes its turn on that one. The
+        pointer moves first, so that two starts cannot both win: a crash between the two
+        writes leaves a pointer to a session that does not exist, which `current()` reports
+        as a start in progress for one lease, and as nothing after it.
         """
         conversation_id = session.conversation_id
         pointer = await self.pointer(conversation_id)
-        if pointer is not None:
+        if pointer is not None and pointer.session_id != session.id:
             current = await self.get(pointer.tenant_id, pointer.session_id)
             if current is not None and current.state.live:
                 raise SessionConflict(f"{conversation_id} already has session {current.id}")
-        doc = await self.docs.create(TENANT_DATA, session.tenant_id, session.id, session.body())
-        session = session.model_copy(update={"etag": doc.etag})
+            if current is None and self.clock() - pointer.moved_at < self.lease_seconds:
+                raise StartInProgress(f"{conversation_id} is being started")
         moved = ConversationPointer(
             conversation_id=conversation_id,
             session_id=session.id,
             tenant_id=session.tenant_id,
-            reference=reference,
+            moved_at=self.clock(),
         )
         try:
             if pointer is None:
-                await self.docs.create(CONVERSATIONS, conversation_id, conversation_id,
-                                       moved.body())
+                doc = await self.docs.create(
+                    CONVERSATIONS, conversation_id, conversation_id, moved.body()
+                )
+            elif pointer.session_id == session.id:
+                doc = None  # a redelivered start: the pointer already moved
             else:
-                await self.docs.replace(CONVERSATIONS, conversation_id, conversation_id,
-                                        moved.body(), pointer.etag)
+                doc = await self.docs.replace(
+                    CONVERSATIONS, conversation_id, conversation_id, moved.body(), pointer.etag
+                )
         except (AlreadyExists, PreconditionFailed):
-            # someone else moved the pointer first: ours must not linger as an orphan
-            await self.docs.delete(TENANT_DATA, session.tenant_id, session.id)
             raise SessionConflict(f"{conversation_id} got another session first") from None
-        self.remember(session)
-        return session
+        self.step("begin:pointer")
+        created = await self.create(session, entries, records)
+        self.remember(created, doc.etag if doc is not None else None)
+        return created
 
-    async def save(self, session: Session, entries: list[TranscriptEntry] = ()) -> Session:
-        """Write the session (If-Match its ETag) and new transcript lines, all or nothing."""
+    def _records(self, session: Session, records: dict[str, dict[str, Any]]) -> list[WriteOp]:
+        """A session's own documents besides its lines (an FAQ answer's record...), kept as
+        long as its transcript: id `<session>:<name>`, `type` from the body."""
+        ops = []
+        for name, body in records.items():
+            if "type" not in body:
+                raise ValueError(f"record {name!r} of session {session.id} needs a `type`")
+            ops.append(WriteOp("upsert", f"{session.id}:{name}", {
+                **body, "sessionId": session.id, "ttl": self.retention_seconds}))
+        return ops
+
+    async def records(self, tenant_id: str | None, kind: str, *, since: str | None = None,
+                      limit: int = 10_000) -> list[dict[str, Any]]:
+        """A kind of record (`type`), newest first, in one department or all, since an ISO
+        time (`at` field)."""
+        docs = await self.docs.query(
+            TENANT_DATA, None if tenant_id is None else (tenant_id,), {"type": kind},
+            order_by="at", descending=True, limit=limit,
+        )
+        out = [d.body for d in docs]
+        return [b for b in out if since is None or str(b.get("at", "")) >= since]
+
+    async def create(self, session: Session, entries: list[TranscriptEntry] = (),
+                     records: dict[str, dict[str, Any]] | None = None) -> Session:
+        """Write a new session with its lines; a repeated create returns what is stored."""
+        ops = [WriteOp("create", session.id, session.body())]
+        ops += [WriteOp("upsert", e.doc_id, e.body()) for e in entries]
+        ops += self._records(session, records or {})
+        head, tail = _split(ops)
+        key = (session.tenant_id, session.id)
+        try:
+            for chunk in tail:
+                await self.docs.batch(TENANT_DATA, key, chunk)
+            docs = await self.docs.batch(TENANT_DATA, key, head)
+        except AlreadyExists:
+            existing = await self.get(session.tenant_id, session.id)
+            if existing is None:
+                raise
+            return existing
+        return session.model_copy(update={"etag": docs[0].etag})
+
+    async def save(self, session: Session, entries: list[TranscriptEntry] = (),
+                   records: dict[str, dict[str, Any]] | None = None) -> Session:
+        """Write the session (If-Match its ETag), new lines and records, all or nothing."""
         session = session.model_copy(update={"updated_at": utcnow()})
+        if not session.state.live and session.ttl is None:
+            session.ttl = self.retention_seconds
         ops = [WriteOp("replace", session.id, session.body(), session.etag)]
         ops += [WriteOp("upsert", e.doc_id, e.body()) for e in entries]
+        ops += self._records(session, records or {})
+        head, tail = _split(ops)
+        key = (session.tenant_id, session.id)
         try:
-            docs = await self.docs.batch(TENANT_DATA, session.tenant_id, ops)
-        except PreconditionFailed as exc:
+            # lines beyond one batch go first: a session that fails its If-Match then leaves
+            # lines past its own count, which the turn that redoes it overwrites
+            for chunk in tail:
+                await self.docs.batch(TENANT_DATA, key, chunk)
+            docs = await self.docs.batch(TENANT_DATA, key, head)
+        except (PreconditionFailed, NotFound) as exc:
             raise SessionConflict(session.id) from exc
         return session.model_copy(update={"etag": docs[0].etag})
 
-    async def create_or_get(self, session: Session) -> Session:
-        """Idempotent create: a resumed step finds what the crashed one made."""
-        try:
-            doc = await self.docs.create(TENANT_DATA, session.tenant_id, session.id, session.body())
-            return session.model_copy(update={"etag": doc.etag})
-        except AlreadyExists:
-            existing = await self.get(session.tenant_id, session.id)
-            assert existing is not None
-            return existing
+    async def mark(self, entry: TranscriptEntry) -> None:
+        """Record what became of a message (sent, failed, skipped): one write."""
+        await self.docs.upsert(TENANT_DATA, (entry.tenant_id, entry.session_id), entry.doc_id,
+                               entry.body())
 
     async def repoint(self, conversation_id: str, old_session_id: str, new: Session) -> None:
         """Move the pointer from `old_session_id` to `new`, if it still points there."""
+        seen = self._where.get(conversation_id)
+        etag = seen.pointer_etag if seen and seen.session_id == old_session_id else None
+        moved = ConversationPointer(
+            conversation_id=conversation_id, session_id=new.id, tenant_id=new.tenant_id,
+            moved_at=self.clock(),
+        )
         for _ in range(5):
-            pointer = await self.pointer(conversation_id)
-            if pointer is None or pointer.session_id == new.id:
-                return
-            if pointer.session_id != old_session_id:
-                return  # someone moved it elsewhere (a restart): theirs is the truth
-            moved = pointer.model_copy(
-                update={"session_id": new.id, "tenant_id": new.tenant_id, "updated_at": utcnow()}
-            )
+            if etag is None:
+                pointer = await self.pointer(conversation_id)
+                if pointer is None or pointer.session_id == new.id:
+                    return
+                if pointer.session_id != old_session_id:
+                    return  # someone moved it elsewhere (a restart): theirs is the truth
+                etag = pointer.etag
             try:
-                await self.docs.replace(
-                    CONVERSATIONS, conversation_id, conversation_id, moved.body(), pointer.etag
+                doc = await self.docs.replace(
+                    CONVERSATIONS, conversation_id, conversation_id, moved.body(), etag
                 )
-                return
-            except PreconditionFailed:
+            except (PreconditionFailed, NotFound):
+                etag = None
                 continue
+            self.remember(new, doc.etag)
+            return
         raise SessionConflict(f"pointer of {conversation_id} kept changing")
 
-    def remember(self, session: Session) -> None:
-        self._where[session.conversation_id] = (session.tenant_id, session.id)
+    def remember(self, session: Session, pointer_etag: str | None = None) -> None:
+        seen = self._where.get(session.conversation_id)
+        if pointer_etag is None and seen is not None and seen.session_id == session.id:
+            pointer_etag = seen.pointer_etag
+        self._where[session.conversation_id] = _Seen(session.tenant_id, session.id, pointer_etag)
         self._where.move_to_end(session.conversation_id)
         while len(self._where) > self._cache_size:
             self._where.popitem(last=False)
@@ -232,3 +375,12 @@ class SessionStore:
     def step(self, name: str) -> None:
         if self.fault is not None:
             self.fault(name)
+
+
+def _split(ops: list[WriteOp]) -> tuple[list[WriteOp], list[list[WriteOp]]]:
+    """The batch with the session's own write (first op) and as many lines as fit, and the
+    lines that do not fit, in batches of their own."""
+    head = ops[:MAX_BATCH]
+    rest = ops[MAX_BATCH:]
+    tail = [rest[i : i + MAX_BATCH] for i in range(0, len(rest), MAX_BATCH)]
+    return head, tail

@@ -63,6 +63,21 @@ def _texts(node: Any) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Fail:
+    """One answer the connector gives instead of accepting a post.
+
+    `retry_after`: a Retry-After header. `kept`: the connector records the message before
+    failing, as when Teams took it and the answer was lost (the bot cannot know it arrived).
+    `hang`: the answer never comes (the bot's request times out). A status of 0 passes: the
+    post is accepted as usual (to fail a later one)."""
+
+    status: int = 500
+    retry_after: str | None = None
+    kept: bool = False
+    hang: float = 0.0
+
+
 @dataclass
 class Connector:
     url: str = ""
@@ -70,8 +85,9 @@ class Connector:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition | None = None
-    # statuses to answer instead of accepting, one per incoming post (429s get Retry-After)
-    failures: list[int] = field(default_factory=list)
+    # answers instead of accepting, one per incoming post: a status (429s get Retry-After),
+    # or a `Fail`
+    failures: list[int | Fail] = field(default_factory=list)
     retry_after: str = "0.05"
     refused: int = 0
     _transports: set[int] = field(default_factory=set)
@@ -99,16 +115,27 @@ class Connector:
         activity = await request.json()
         self._transports.add(id(request.transport))
         if self.failures:
-            status = self.failures.pop(0)
+            failure = self.failures.pop(0)
+            if isinstance(failure, int):
+                failure = Fail(failure, self.retry_after if failure == 429 else None)
+            if failure.status == 0:
+                return web.json_response({"id": self._keep(request, activity, how)})
             self.refused += 1
-            headers = {"Retry-After": self.retry_after} if status == 429 else {}
-            return web.json_response({"error": {"code": "Throttled"}}, status=status,
+            if failure.kept:
+                self._keep(request, activity, how)
+            if failure.hang:
+                await asyncio.sleep(failure.hang)
+            headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+            return web.json_response({"error": {"code": "Failed"}}, status=failure.status,
                                      headers=headers)
+        return web.json_response({"id": self._keep(request, activity, how)})
+
+    def _keep(self, request: web.Request, activity: dict[str, Any], how: str) -> str:
         conversation_id = request.match_info["conversation_id"]
         activity_id = request.match_info.get("activity_id") if how == "update" else None
         activity_id = activity_id or f"sent-{next(self._ids)}"
         self.sent.append(Sent(conversation_id, activity, how, activity_id))
-        return web.json_response({"id": activity_id})
+        return activity_id
 
     async def post(self, request: web.Request) -> web.Response:
         return await self._record(request, "post")

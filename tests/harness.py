@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ class BotServer:
         assert self.app is not None
         return await self.app[switchboard_app.TIMERS].run_once()
 
+    async def sweep(self) -> int:
+        """Run the delivery sweep once, as the background loop would."""
+        assert self.app is not None
+        return await self.app[switchboard_app.RECOVERY].sweep()
+
     async def post(self, activity: Any, **kwargs: Any) -> tuple[int, Any]:
         assert self.http is not None
         async with self.http.post(f"{self.url}/api/messages", json=activity, **kwargs) as resp:
@@ -65,11 +71,17 @@ class BotServer:
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> switchboard_app.Settings:
+    """Settings for a bot in a test. Every server is an instance of its own (two servers in
+    one test are two instances); a test that restarts "the same instance" passes its name.
+    The sweep and the purge run only when a test asks (`sweep`)."""
     values = {
         "config_path": str(EXAMPLE_CONFIG),
         "db_path": str(tmp_path / "switchboard.sqlite3"),
         "store": "embedded",
         "timer_interval": 0,
+        "sweep_interval": 0,
+        "purge_interval": 0,
+        "instance_name": f"test-{uuid.uuid4().hex[:8]}",
         **overrides,
     }
     return switchboard_app.Settings(**values)

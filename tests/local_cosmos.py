@@ -38,6 +38,22 @@ class LocalCosmosError(RuntimeError):
 class CosmosServer:
     endpoint: str
     key: str = EMULATOR_KEY
+    # where the launcher appends one JSON line per request (method, path, partition-key
+    # header), when it was asked to record
+    record: Path | None = None
+
+    def requests_since(self, offset: int) -> list[dict[str, object]]:
+        """The requests recorded after `offset` (a size of the record file read earlier)."""
+        import json
+
+        if self.record is None or not self.record.exists():
+            return []
+        with self.record.open("rb") as f:
+            f.seek(offset)
+            return [json.loads(line) for line in f.read().decode().splitlines() if line]
+
+    def record_size(self) -> int:
+        return self.record.stat().st_size if self.record and self.record.exists() else 0
 
 
 def _wait_ready(proc: subprocess.Popen[str], log: Path) -> str:
@@ -65,7 +81,9 @@ def _wait_ready(proc: subprocess.Popen[str], log: Path) -> str:
 
 
 @contextlib.contextmanager
-def local_cosmos_server(workdir: Path | None = None) -> Iterator[CosmosServer]:
+def local_cosmos_server(
+    workdir: Path | None = None, *, record: bool = False
+) -> Iterator[CosmosServer]:
     if not (PACKAGE / "package.json").is_file():
         raise LocalCosmosError(
             f"the local Cosmos DB server is not installed ({PACKAGE} is missing): "
@@ -79,6 +97,10 @@ def local_cosmos_server(workdir: Path | None = None) -> Iterator[CosmosServer]:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         cert, key = self_signed(workdir)
         log = workdir / "server.log"
+        recording = workdir / "requests.jsonl" if record else None
+        env = {**os.environ, "NODE_NO_WARNINGS": "1"}
+        if recording is not None:
+            env["COSMOS_SERVER_RECORD"] = str(recording)
         with log.open("w") as stderr:
             # stdin stays open for as long as we live: the launcher exits when it closes, so
             # even a killed run leaves no server behind
@@ -89,10 +111,10 @@ def local_cosmos_server(workdir: Path | None = None) -> Iterator[CosmosServer]:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
-                env={**os.environ, "NODE_NO_WARNINGS": "1"},
+                env=env,
             )
         try:
-            yield CosmosServer(endpoint=_wait_ready(proc, log))
+            yield CosmosServer(endpoint=_wait_ready(proc, log), record=recording)
         finally:
             if proc.stdin is not None:
                 proc.stdin.close()

@@ -294,7 +294,7 @@ async def test_another_guests_session_in_a_card_changes_neither_guest(cards_bot,
     assert texts(connector.to(bob.user.conversation_id)).count("What's wrong?") == 1
 
 
-async def test_a_card_of_a_closed_session_starts_afresh_and_touches_nothing_old(
+async def test_a_card_of_a_closed_session_gets_the_earlier_step_answer_and_changes_nothing(
     cards_bot, connector
 ):
     ada = Chat(teams.TeamsUser.make("Ada"), cards_bot, connector)
@@ -305,9 +305,12 @@ async def test_a_card_of_a_closed_session_starts_afresh_and_touches_nothing_old(
     [done] = await cards_bot.app[SESSIONS].list()
     assert done.state == SessionState.RESOLVED
     said = await _said(ada, _press(ada, menu, "Laptops", {}, lambda d, _: None))
-    assert "What's wrong?" in said  # a new request, from the first stage
-    [old] = [s for s in await cards_bot.app[SESSIONS].list() if s.id == done.id]
+    assert "earlier step" in said and "What's wrong?" not in said  # starts nothing
+    [old] = await cards_bot.app[SESSIONS].list()  # still the one chat, as it was
+    assert old.id == done.id
     assert old.metadata["Answers.Team"] == "Network" and old.state == SessionState.RESOLVED
+    # typing starts a new request, as ever
+    assert "What's wrong?" in texts(await ada.say("My laptop will not start"))
 
 
 def test_every_verb_a_card_carries_is_known():

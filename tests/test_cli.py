@@ -302,25 +302,21 @@ async def _prepare_store(db: Path) -> dict[str, str]:
     docs = EmbeddedStore(db)
     await docs.open()
     sessions = SessionStore(docs)
-    engine = Engine(config, sessions)
-
-    async def send(text, card):
-        return None
+    engine = Engine(config, sessions)  # no deliverer: what it owes stays owed
 
     ids = {}
     for conversation, name, answers in (("conv-ada", "Ada", ["badge broken", "Human Resources"]),
                                         ("conv-bo", "Bo", [])):
-        result = await engine.start(conversation, {"Guest.Name": name, "Guest.Id": name}, {},
-                                    send)
+        result = await engine.start(conversation, {"Guest.Name": name, "Guest.Id": name}, {})
         ids[f"{name}-first"] = result.session.id
         for answer in answers:
-            result = await engine.handle(result.session, GuestInput(text=answer), send)
+            result = await engine.handle(result.session, GuestInput(text=answer))
         ids[name] = result.session.id
     await AgentStore(docs).update(
-        "it", ALICE,
+        ALICE,
         lambda r: r.model_copy(update={"reference": {"conversation": {"id": "alice-chat"}},
                                        "presence": Presence.AVAILABLE}),
-        default=lambda: AgentRecord(tenant_id="it", agent_id=ALICE, name="Alice"),
+        default=lambda: AgentRecord(agent_id=ALICE, name="Alice"),
     )
     await docs.close()
     return ids

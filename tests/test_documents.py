@@ -28,21 +28,48 @@ from storage.documents import (
     WriteOp,
 )
 from storage.embedded import EmbeddedStore
+from storage.layout import Container, Index, Layout
 
-T = "tenant_data"  # partition field: tenantId
+# the suite's own containers: the primitives are the same whatever the app keeps in them
+T = "docs"  # partition field: tenantId
+TREE = "tree"  # hierarchical: tenantId, then sessionId
+SUITE = Layout((
+    Container(T, ("tenantId",), indexes=(Index(("state", "n")),), ttl=True),
+    Container(TREE, ("tenantId", "sessionId"), indexes=(Index(("type", "seq")),), ttl=True),
+    Container("plain", ("p",)),
+    Container("lazy", ("k",), lazy=True),
+))
 
 
 @pytest.fixture
 async def embedded_store(tmp_path):
-    store = EmbeddedStore(tmp_path / "db.sqlite3")
+    store = EmbeddedStore(tmp_path / "db.sqlite3", layout=SUITE)
     await store.open()
     yield store
     await store.close()
 
 
+@pytest.fixture
+async def suite_cosmos_store(cosmos_server):
+    import uuid
+
+    store = CosmosStore(cosmos_server.endpoint, f"suite-{uuid.uuid4().hex}",
+                        key=cosmos_server.key, connection_verify=False, max_retry_seconds=10.0,
+                        layout=SUITE)
+    await store.open()
+    try:
+        yield store
+    finally:
+        try:
+            await store.delete_database()
+        finally:
+            await store.close()
+
+
 @pytest.fixture(params=["embedded", "cosmos"])
 def store(request) -> DocumentStore:
-    return request.getfixturevalue(f"{request.param}_store")
+    name = "embedded_store" if request.param == "embedded" else "suite_cosmos_store"
+    return request.getfixturevalue(name)
 
 
 def is_cosmos(store: DocumentStore) -> bool:
@@ -54,7 +81,7 @@ def is_cosmos(store: DocumentStore) -> bool:
 
 async def test_create_then_read_returns_body_with_keys_and_etag(store):
     created = await store.create(T, "t1", "s1", {"state": "open", "n": 1, "nested": {"a": [1, 2]}})
-    assert created.id == "s1" and created.partition == "t1"
+    assert created.id == "s1" and created.partition == ("t1",)
     assert created.etag and created.body["_etag"] == created.etag
     expected = {"state": "open", "n": 1, "nested": {"a": [1, 2]}, "id": "s1", "tenantId": "t1"}
     assert {k: v for k, v in created.body.items() if k != "_etag"} == expected
@@ -248,18 +275,20 @@ async def test_query_is_scoped_to_its_partition(store):
 async def test_query_across_partitions(store):
     await seed(store)
     docs = await store.query(T, None, {"guest": "g1"})
-    assert sorted((d.partition, d.id) for d in docs) == [("t1", "a"), ("t1", "c"), ("t2", "e")]
+    assert sorted((d.partition, d.id) for d in docs) == [
+        (("t1",), "a"), (("t1",), "c"), (("t2",), "e")
+    ]
     assert len(await store.query(T, None, {})) == 6
 
 
 async def test_query_order_by_descending_and_limit(store):
     await seed(store)
-    # ties (c and d both have n=2) come back by id, ascending, in both directions
+    # ties (c and d both have n=2) come back by id, in the query's direction
     assert ids(await store.query(T, "t1", {}, order_by="n")) == ["b", "c", "d", "a"]
     assert ids(await store.query(T, "t1", {}, order_by="n", descending=True)) == [
         "a",
-        "c",
         "d",
+        "c",
         "b",
     ]
     assert ids(await store.query(T, "t1", {"state": "open"}, order_by="n", limit=2)) == ["b", "d"]
@@ -403,7 +432,7 @@ async def test_batch_applies_every_op_in_order(store):
     # one Document per non-delete op, in order, each as it is now stored
     assert ids(out) == ["new", "a", "b", "c"]
     for doc in out:
-        assert doc.partition == "t1" and doc.body["tenantId"] == "t1"
+        assert doc.partition == ("t1",) and doc.body["tenantId"] == "t1"
         assert await store.read(T, "t1", doc.id) == doc
     assert [d.body["v"] for d in out] == ["created", "replaced", "upserted", "upsert-created"]
     assert await store.read(T, "t1", "gone") is None
@@ -518,8 +547,8 @@ async def test_ping(store):
 # -- Cosmos only: retries, errors, layout ---------------------------------------------------------
 
 
-async def test_cosmos_store_creates_database_and_partitioned_containers(cosmos_server):
-    from storage.documents import CONTAINERS
+async def test_cosmos_store_creates_database_and_containers_as_the_layout_says(cosmos_server):
+    from storage.layout import LAYOUT, cosmos_indexing_policy
 
     store = CosmosStore(
         cosmos_server.endpoint,
@@ -531,10 +560,26 @@ async def test_cosmos_store_creates_database_and_partitioned_containers(cosmos_s
     await store.open()
     try:
         await store.open()  # idempotent
-        for name, field in CONTAINERS.items():
-            props = await store._containers[name].read()
-            assert props["id"] == f"sb_{name}"
-            assert props["partitionKey"]["paths"] == [f"/{field}"]
+        for spec in LAYOUT.containers:
+            if spec.lazy:
+                # botbuilder Storage's container: only made when something opens it
+                assert spec.name not in store._containers
+                continue
+            props = await store._containers[spec.name].read()
+            assert props["id"] == f"sb_{spec.name}"
+            assert props["partitionKey"]["paths"] == [f"/{k}" for k in spec.keys]
+            assert props["partitionKey"]["kind"] == ("MultiHash" if spec.hierarchical else "Hash")
+            assert props.get("defaultTtl") == (-1 if spec.ttl else None)
+            policy = props["indexingPolicy"]
+            wanted = cosmos_indexing_policy(spec)
+            assert policy["includedPaths"] == wanted["includedPaths"]
+            assert {"path": "/*"} in policy["excludedPaths"]
+            assert policy.get("compositeIndexes", []) == wanted.get("compositeIndexes", [])
+        assert LAYOUT["tenant_data"].keys == ("tenantId", "sessionId")
+        # card bodies and typed text are never indexed
+        included = {p["path"] for p in cosmos_indexing_policy(LAYOUT["tenant_data"])
+                    ["includedPaths"]}
+        assert not {"/text/?", "/card/?", "/metadata/?", "/value/?"} & included
         # a second store on the same database finds what the first created
         again = CosmosStore(
             cosmos_server.endpoint,
@@ -544,16 +589,184 @@ async def test_cosmos_store_creates_database_and_partitioned_containers(cosmos_s
             container_prefix="sb_",
         )
         await again.open()
-        await again.create(T, "t1", "x", {})
-        assert (await store.read(T, "t1", "x")) is not None
+        await again.create("tenant_data", ("t1", "s1"), "x", {})
+        assert (await store.read("tenant_data", ("t1", "s1"), "x")) is not None
+        await again.open_container("botstate")
+        await again.upsert("botstate", "k", "k", {"v": 1})
+        assert (await store._db.get_container_client("sb_botstate").read())["id"]
         await again.close()
     finally:
         await store.delete_database()
         await store.close()
 
 
+async def test_cosmos_refuses_a_container_partitioned_otherwise(cosmos_server):
+    import uuid
+
+    from azure.cosmos import PartitionKey
+    from azure.cosmos.aio import CosmosClient
+
+    name = f"old-{uuid.uuid4().hex}"
+    async with CosmosClient(cosmos_server.endpoint, credential=cosmos_server.key,
+                            connection_verify=False) as client:
+        db = await client.create_database_if_not_exists(name)
+        # the layout before hierarchical keys: tenant_data by /tenantId alone
+        await db.create_container("tenant_data", partition_key=PartitionKey(path="/tenantId"))
+        store = CosmosStore(cosmos_server.endpoint, name, key=cosmos_server.key,
+                            connection_verify=False)
+        with pytest.raises(StoreUnavailable, match=r"tenant_data.*cannot change"):
+            await store.open()
+        await store.close()
+        await client.delete_database(name)
+
+
+def test_cosmos_throughput_settings():
+    from storage.cosmos import throughput_options
+
+    assert throughput_options(False, 4000) == {}
+    offer = throughput_options(True, 4000)["offer_throughput"]
+    assert offer.auto_scale_max_throughput == 4000
+    with pytest.raises(ValueError, match="multiple of 1000"):
+        CosmosStore("https://x.invalid", "db", key="k", autoscale_max=1500)
+    with pytest.raises(ValueError, match="database, container or none"):
+        CosmosStore("https://x.invalid", "db", key="k", throughput="shared")
+
+
+# -- hierarchical partition keys ----------------------------------------------------------------
+
+
+async def test_hierarchical_key_point_operations_need_the_whole_key(store):
+    doc = await store.create(TREE, ("hr", "s1"), "s1", {"type": "session"})
+    assert doc.partition == ("hr", "s1")
+    assert doc.body["tenantId"] == "hr" and doc.body["sessionId"] == "s1"
+    assert await store.read(TREE, ("hr", "s1"), "s1") == doc
+    for bad in ("hr", ("hr",), ("hr", "s1", "x"), ("hr", ""), ("hr", 1)):
+        with pytest.raises(ValueError):
+            await store.read(TREE, bad, "s1")
+        with pytest.raises(ValueError):
+            await store.upsert(TREE, bad, "s1", {})
+    with pytest.raises(ValueError):
+        await store.batch(TREE, ("hr",), [WriteOp("upsert", "x", {})])
+    (line,) = await store.batch(TREE, ("hr", "s1"), [WriteOp("upsert", "s1:t:0", {"type": "t"})])
+    assert line.partition == ("hr", "s1")
+
+
+async def test_hierarchical_key_queries_by_whole_key_prefix_or_nothing(store):
+    for tenant, session in [("hr", "s1"), ("hr", "s2"), ("it", "s3")]:
+        for seq in range(3):
+            await store.create(TREE, (tenant, session), f"{session}:{seq}",
+                               {"type": "line", "seq": seq})
+    one = await store.query(TREE, ("hr", "s1"), {"type": "line"}, order_by="seq",
+                            descending=True, limit=2)
+    assert ids(one) == ["s1:2", "s1:1"]
+    department = await store.query(TREE, ("hr",), {"type": "line"}, order_by="seq")
+    assert sorted(ids(department)) == sorted(f"{s}:{q}" for s in ("s1", "s2") for q in range(3))
+    assert {d.partition for d in department} == {("hr", "s1"), ("hr", "s2")}
+    assert len(await store.query(TREE, None, {"type": "line"})) == 9
+    with pytest.raises(ValueError):
+        await store.query(TREE, ("hr", "s1", "x"), {})
+
+
+async def test_the_sdk_sends_the_whole_hierarchical_key(suite_cosmos_store, cosmos_server):
+    """The local server keeps only the first level of a hierarchical key, so only the
+    partition-key headers it received show that real Cosmos would get the whole key."""
+    store = suite_cosmos_store
+    offset = cosmos_server.record_size()
+    doc = await store.create(TREE, ("hr", "s9"), "s9", {"type": "session"})
+    await store.read(TREE, ("hr", "s9"), "s9")
+    await store.replace(TREE, ("hr", "s9"), "s9", {"type": "session"}, doc.etag)
+    await store.upsert(TREE, ("hr", "s9"), "s9:t:0", {"type": "line"})
+    await store.batch(TREE, ("hr", "s9"), [WriteOp("upsert", "s9:t:1", {"type": "line"})])
+    await store.delete(TREE, ("hr", "s9"), "s9:t:0")
+    await store.query(TREE, ("hr", "s9"), {"type": "line"})
+    sent = [r for r in cosmos_server.requests_since(offset) if "/docs" in r["path"]]
+    writes = [r for r in sent if not r["query"]]
+    assert len(writes) >= 6, sent
+    for request in writes:
+        assert request["partitionKey"] == '["hr","s9"]', request
+    assert any(r["batch"] for r in writes)
+    # a query scoped to the whole key is routed by it as well
+    assert any(r["query"] and r["partitionKey"] == '["hr","s9"]' for r in sent), sent
+
+
+# -- expiry -------------------------------------------------------------------------------------
+
+
+async def test_ttl_is_refused_where_nothing_expires(store):
+    with pytest.raises(ValueError, match="do not expire"):
+        await store.upsert("plain", "p", "x", {"ttl": 60})
+    for bad in (0, -5, 1.5, "60", True):
+        with pytest.raises(ValueError, match="ttl"):
+            await store.upsert(T, "t1", "x", {"ttl": bad})
+    # -1 and None mean "never", as in Cosmos
+    await store.upsert(T, "t1", "x", {"ttl": -1})
+    await store.upsert(T, "t1", "y", {"ttl": None})
+
+
+async def test_embedded_documents_expire_and_are_purged(tmp_path):
+    now = [1_000_000.0]
+    store = EmbeddedStore(tmp_path / "ttl.sqlite3", layout=SUITE, clock=lambda: now[0])
+    await store.open()
+    try:
+        await store.create(T, "t1", "short", {"state": "x", "n": 1, "ttl": 60})
+        await store.create(T, "t1", "long", {"state": "x", "n": 2, "ttl": 3600})
+        await store.create(T, "t1", "never", {"state": "x", "n": 3})
+        for i in range(30):
+            await store.create(TREE, ("t1", f"s{i}"), "line", {"type": "l", "seq": i, "ttl": 60})
+        now[0] += 61
+        assert await store.read(T, "t1", "short") is None
+        assert ids(await store.query(T, "t1", {"state": "x"}, order_by="n")) == ["long", "never"]
+        # an expired id is free again
+        await store.create(T, "t1", "short", {"state": "y"})
+        assert await store.purge_expired(limit=10) == 10
+        assert await store.purge_expired(limit=100) == 20
+        assert await store.purge_expired() == 0
+        now[0] += 3600
+        assert await store.purge_expired() == 1
+        assert ids(await store.query(T, "t1", {})) == ["never", "short"]
+    finally:
+        await store.close()
+
+
+async def test_embedded_file_does_not_grow_when_expired_documents_are_replaced(tmp_path):
+    now = [1_000_000.0]
+    path = tmp_path / "grow.sqlite3"
+    store = EmbeddedStore(path, layout=SUITE, clock=lambda: now[0])
+    await store.open()
+    try:
+        async def fill(round: int) -> None:
+            for i in range(300):
+                await store.create(TREE, (f"t{round}", f"s{i}"), "line",
+                                   {"type": "l", "seq": i, "text": "x" * 2000, "ttl": 60})
+
+        await fill(0)
+        now[0] += 61
+        while await store.purge_expired():
+            pass
+        size = path.stat().st_size + (path.with_name(path.name + "-wal").stat().st_size)
+        for round in range(1, 4):
+            await fill(round)
+            now[0] += 61
+            while await store.purge_expired():
+                pass
+        after = path.stat().st_size + (path.with_name(path.name + "-wal").stat().st_size)
+        assert after < size * 1.5, (size, after)
+    finally:
+        await store.close()
+
+
+async def test_lazy_containers_open_only_when_asked(suite_cosmos_store):
+    store = suite_cosmos_store
+    with pytest.raises(StoreUnavailable, match="open_container"):
+        await store.upsert("lazy", "k", "x", {})
+    await store.open_container("lazy")
+    await store.open_container("lazy")  # idempotent
+    await store.upsert("lazy", "k", "x", {"v": 1})
+    assert (await store.read("lazy", "k", "x")).body["v"] == 1
+
+
 async def test_cosmos_store_not_open_is_unavailable(cosmos_server):
-    store = CosmosStore(cosmos_server.endpoint, "x", key=cosmos_server.key)
+    store = CosmosStore(cosmos_server.endpoint, "x", key=cosmos_server.key, layout=SUITE)
     with pytest.raises(StoreUnavailable):
         await store.read(T, "t1", "a")
     with pytest.raises(StoreUnavailable):
@@ -655,8 +868,8 @@ async def test_cosmos_throttling_and_unavailability_are_retried_within_the_budge
 
 
 @pytest.fixture
-def bot_storage(store) -> DocumentBotStorage:
-    return DocumentBotStorage(store)
+def bot_storage(docs) -> DocumentBotStorage:
+    return DocumentBotStorage(docs)
 
 
 @pytest.mark.parametrize(
@@ -815,7 +1028,7 @@ def counting_bot(state: ConversationState):
     return logic
 
 
-async def test_conversation_state_survives_across_turns_and_bot_instances(store):
+async def test_conversation_state_survives_across_turns_and_bot_instances(docs):
     template = Activity(
         channel_id="msteams",
         service_url="https://test.invalid",
@@ -824,24 +1037,24 @@ async def test_conversation_state_survives_across_turns_and_bot_instances(store)
         recipient=ChannelAccount(id="bot"),
     )
     first = TestAdapter(
-        counting_bot(ConversationState(DocumentBotStorage(store))),
+        counting_bot(ConversationState(DocumentBotStorage(docs))),
         template_or_conversation=template,
     )
     await (await first.test("hi", "turn 1")).test("again", "turn 2")
 
     # another bot instance (its own state objects) over the same store carries on
     second = TestAdapter(
-        counting_bot(ConversationState(DocumentBotStorage(store))),
+        counting_bot(ConversationState(DocumentBotStorage(docs))),
         template_or_conversation=template,
     )
     await second.test("hello", "turn 3")
 
-    data = await DocumentBotStorage(store).read(["msteams/conversations/a:1/x?y#z"])
+    data = await DocumentBotStorage(docs).read(["msteams/conversations/a:1/x?y#z"])
     assert data["msteams/conversations/a:1/x?y#z"]["count"] == 3
 
 
-async def test_conversation_state_saved_twice_in_one_turn(store):
-    state = ConversationState(DocumentBotStorage(store))
+async def test_conversation_state_saved_twice_in_one_turn(docs):
+    state = ConversationState(DocumentBotStorage(docs))
     prop = state.create_property("step")
     turn = make_turn(TestAdapter(), "c1")
     await state.load(turn)
@@ -855,10 +1068,10 @@ async def test_conversation_state_saved_twice_in_one_turn(store):
     assert await prop.get(later) == "two"
 
 
-async def test_conversation_state_concurrent_turns_conflict(store):
-    storage = DocumentBotStorage(store)
+async def test_conversation_state_concurrent_turns_conflict(docs):
+    storage = DocumentBotStorage(docs)
     state_a = ConversationState(storage)
-    state_b = ConversationState(DocumentBotStorage(store))
+    state_b = ConversationState(DocumentBotStorage(docs))
     prop_a, prop_b = state_a.create_property("agent"), state_b.create_property("agent")
 
     seed = make_turn(TestAdapter(), "chat-7")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
+
 import pytest
 
 from app import SESSIONS
-from bots.outbound import Outbound, OutboundError, RateLimiter
+from bots.outbound import Outbound, OutboundError, OutboundUnknown, RateLimiter, retry_after
+from storage.models import Delivery
+from tests.connector import Fail
 from tests.harness import BotServer, settings_for, texts
 
 
@@ -57,11 +62,11 @@ async def server(tmp_path, make_docs):
     await bot.stop()
 
 
-async def test_429_and_503_are_retried_and_the_guest_gets_each_message_once(
+async def test_429_and_503_with_retry_after_are_retried_and_each_message_comes_once(
     server, new_chat, connector
 ):
     chat = new_chat("Rita", server)
-    connector.failures = [429, 503, 429]
+    connector.failures = [429, Fail(503, retry_after="0.05"), Fail(429, retry_after="soon")]
     sent = await chat.say("hi")
     assert connector.refused == 3
     shown = texts(sent)
@@ -69,12 +74,40 @@ async def test_429_and_503_are_retried_and_the_guest_gets_each_message_once(
     assert shown.count("What do you need help with today") == 1
 
 
+@pytest.mark.parametrize("failure", [Fail(500, kept=True), Fail(503, kept=True),
+                                     Fail(502, kept=True)])
+async def test_a_notice_that_may_have_arrived_is_not_sent_again(server, new_chat, connector,
+                                                                failure):
+    """A 5xx without Retry-After may come after Teams took the message: not retried."""
+    chat = new_chat("Ines", server)
+    connector.failures = [failure]  # the welcome card: Teams has it, the bot is not told
+    shown = texts(await chat.say("hi"))
+    assert shown.count("welcome to the Service Desk") == 1
+    assert shown.count("What do you need help with today") == 1
+    lines = await server.app[SESSIONS].transcript(*_where(server, chat))
+    welcome = next(line for line in lines if "welcome" in str(line.card))
+    assert welcome.status == Delivery.SKIPPED and "unknown" in welcome.error
+
+
+@pytest.mark.parametrize("kept, copies", [(False, 1), (True, 2)])
+async def test_a_question_that_may_not_have_arrived_is_sent_once_more(server, new_chat,
+                                                                      connector, kept, copies):
+    """Someone must answer it: better a second copy than none."""
+    chat = new_chat("Ines", server)
+    # the welcome passes; the first question's post fails in a way that hides whether it
+    # arrived (Teams may have it: `kept`)
+    connector.failures = [Fail(0), Fail(500, kept=kept)]
+    shown = texts(await chat.say("hi"))
+    assert shown.count("welcome to the Service Desk") == 1
+    assert shown.count("What do you need help with today") == copies
+
+
 async def test_a_send_that_keeps_failing_is_logged_and_recorded_on_the_session(
     server, new_chat, connector, caplog
 ):
     chat = new_chat("Omar", server)
     await chat.say("hi")
-    connector.failures = [503] * 50
+    connector.failures = [Fail(503, retry_after="0.05")] * 80
     await chat.answer("Laptop fan is loud")
     connector.failures = []
     session = await server.app[SESSIONS].live(chat.user.conversation_id)
@@ -127,3 +160,63 @@ async def test_idle_conversations_are_forgotten_so_memory_stays_flat():
         t.now += 0.01
     # buckets that refilled were dropped: only the last second's conversations remain
     assert len(limiter._conversations) < 1100
+
+
+def _where(server, chat) -> tuple[str, str]:
+    sessions = server.app[SESSIONS]
+    seen = sessions._where[chat.user.conversation_id]
+    return seen.tenant_id, seen.session_id
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("0", 0.0), ("3", 3.0), ("0.5", 0.5), ("120", 120.0), ("99999999", 3600.0),
+    (None, None), ("", None), ("soon", None), ("-1", None), ("nan", None), ("inf", None),
+    ("1e999", None), ("Wed, 21 Oct 2015 07:28:00", None), ("x" * 100, None),
+])
+def test_retry_after_in_seconds_and_malformed(value, expected):
+    assert retry_after(value) == expected
+
+
+def test_retry_after_as_an_http_date():
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28 <= retry_after(when) <= 31
+    past = email.utils.formatdate(time.time() - 30, usegmt=True)
+    assert retry_after(past) == 0.0
+
+
+async def test_a_refused_connection_is_retried_until_the_budget_runs_out():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outbound = Outbound(retry_budget=1.5)
+    try:
+        with pytest.raises(OutboundError):
+            await outbound.send(f"http://127.0.0.1:{port}", "a:1x", {"type": "message"})
+        assert outbound.retried >= 2
+    finally:
+        await outbound.close()
+
+
+@pytest.mark.parametrize("failure", [Fail(500), Fail(504), Fail(503), Fail(200, hang=3)])
+async def test_a_post_that_may_have_arrived_is_not_retried(connector, failure):
+    connector.failures = [failure]
+    outbound = Outbound(retry_budget=5, timeout=1.0)
+    try:
+        with pytest.raises(OutboundUnknown):
+            await outbound.send(connector.url, "a:1x", {"type": "message", "text": "hi"})
+        assert connector.refused == 1 and outbound.retried == 0
+    finally:
+        await outbound.close()
+
+
+async def test_an_update_is_retried_on_5xx_it_changes_nothing_twice(connector):
+    connector.failures = [Fail(500), Fail(502)]
+    outbound = Outbound(retry_budget=5)
+    try:
+        await outbound.update(connector.url, "a:1x", "sent-9", {"type": "message"})
+        assert connector.refused == 2 and outbound.retried == 2
+        assert connector.sent[-1].how == "update"
+    finally:
+        await outbound.close()

@@ -6,9 +6,34 @@ import asyncio
 
 import pytest
 
-from storage.models import Direction, Session, SessionState, TranscriptEntry
-from storage.rehome import STEPS, TransferRefused, recover_transfers, rehome
+from storage.models import Delivery, Direction, Session, SessionState, TranscriptEntry
+from storage.rehome import (
+    STEPS,
+    TransferRefused,
+    finish_if_half_done,
+    finish_rehome,
+    half_done,
+    mark_intent,
+)
 from storage.sessions import SessionStore, new_session_id
+
+
+async def rehome(store: SessionStore, source: Session, **intent) -> Session:
+    return await finish_rehome(store, await mark_intent(store, source, **intent))
+
+
+async def recover_transfers(store: SessionStore) -> list[Session]:
+    """What the sweep does for transfers (pipelines/recovery.py adds delivery)."""
+    return [await finish_if_half_done(store, s) for s in await half_done(store)]
+
+
+async def settled(store: SessionStore, conversation_id: str) -> Session | None:
+    """What the next activity does before it is handled: finish a half-done transfer."""
+    session = await store.current(conversation_id)
+    if session is None:
+        return None
+    session = await finish_if_half_done(store, session)
+    return session if session.state.live else None
 
 
 class Crash(Exception):
@@ -30,7 +55,8 @@ async def open_session(store: SessionStore, lines: int = 3, tenant: str = "desk"
         id=sid, tenant_id=tenant, conversation_id=conv, pipeline_id="main",
         stage_key="menu", metadata={"Guest.Name": "Ada", "Answers.Need": "help"},
     )
-    session = await store.begin(session, {"serviceUrl": "http://127.0.0.1"})
+    session.reference = {"serviceUrl": "http://127.0.0.1"}
+    session = await store.begin(session)
     entries = []
     for i in range(lines):
         entries.append(TranscriptEntry(
@@ -55,8 +81,11 @@ async def transfer(store: SessionStore, session: Session, to: str = "hr", name: 
 
 async def assert_rehomed(store: SessionStore, source: Session, to: str = "hr") -> Session:
     fresh = SessionStore(store.docs)  # another process: no cached locations
-    live = await fresh.live(source.conversation_id)
-    assert live is not None and live.tenant_id == to and live.state == SessionState.OPEN
+    live_now = await settled(fresh, source.conversation_id)
+    assert live_now is not None
+    live_session = live_now
+    live = live_session
+    assert live.tenant_id == to and live.state == SessionState.OPEN
     everything = [s for s in await fresh.list(limit=1000)
                   if s.conversation_id == source.conversation_id]
     assert sorted((s.tenant_id, s.state.value) for s in everything) == [
@@ -73,7 +102,11 @@ async def assert_rehomed(store: SessionStore, source: Session, to: str = "hr") -
     for s in (old, live):
         assert {k: s.metadata.get(k) for k in keys} == keys
     assert live.metadata["Answers.Need"] == "help" and live.metadata["Session.Id"] == live.id
-    assert live.pending_card["body"][0]["text"] == keys["Session.TransferredTo.TenantName"]
+    # the transfer card is the first message the target owes the guest
+    (card_line,) = await fresh.transcript(to, live.id)
+    assert card_line.to == "guest" and card_line.status == Delivery.DUE
+    assert card_line.card["body"][0]["text"] == keys["Session.TransferredTo.TenantName"]
+    assert [o.seq for o in live.owed] == [card_line.seq]
     pointer = await fresh.pointer(source.conversation_id)
     assert (pointer.tenant_id, pointer.session_id) == (to, live.id)
     transcript = await fresh.transcript("desk", source.id)
@@ -110,7 +143,7 @@ async def test_resuming_twice_makes_no_second_copy(docs):
         await transfer(store, source)
     a, b = SessionStore(docs), SessionStore(docs)
     first, second = await asyncio.gather(
-        a.live(source.conversation_id), b.live(source.conversation_id)
+        settled(a, source.conversation_id), settled(b, source.conversation_id)
     )
     assert first.id == second.id
     await assert_rehomed(store, source)
@@ -149,9 +182,9 @@ async def test_a_guest_turn_is_two_round_trips(docs):
     store = SessionStore(docs)
     session = await open_session(store)
     docs.stats.reset()
-    live = await store.live(session.conversation_id)
-    await store.save(live, [TranscriptEntry(
-        session_id=live.id, tenant_id=live.tenant_id, seq=live.transcript_count,
+    now = await store.live(session.conversation_id)
+    await store.save(now, [TranscriptEntry(
+        session_id=now.id, tenant_id=now.tenant_id, seq=now.transcript_count,
         direction=Direction.IN, sender="guest", text="next")])
     assert docs.stats.round_trips == 2
     # another process, first time it sees this conversation: one more, to read the pointer
@@ -166,8 +199,8 @@ async def test_a_stale_cached_location_follows_the_transfer(docs):
     source = await open_session(a)
     assert (await b.live(source.conversation_id)).id == source.id  # b caches desk
     moved = await transfer(a, source)
-    live = await b.live(source.conversation_id)
-    assert live.id == moved.id and live.tenant_id == "hr"
+    now = await b.live(source.conversation_id)
+    assert now.id == moved.id and now.tenant_id == "hr"
 
 
 async def test_the_sending_departments_own_metadata_does_not_travel(docs):

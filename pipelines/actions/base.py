@@ -19,6 +19,7 @@ from storage.models import MetadataValue, Session, SessionState
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig, SwitchboardConfig, TenantConfig
+    from pipelines.routing.protocols import RoutingService
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +102,18 @@ class StageContext(Protocol):
 
     def set_metadata(self, key: str, value: MetadataValue) -> None: ...
 
+    def keep(self, name: str, body: dict[str, Any]) -> None:
+        """Keep a record of this session's (its `type` in `body`: an FAQ answer, say) in the
+        turn's one write, for as long as the transcript; the same `name` replaces it."""
+        ...
+
     def after_persist(self, job: Callable[[], Awaitable[None]]) -> None:
         """Run `job` once the session write of this turn has succeeded (e.g. notify an agent)."""
         ...
 
     @property
-    def routing(self) -> Any:
-        """The live-agent routing service (pipelines.routing.Routing)."""
+    def routing(self) -> RoutingService:
+        """Live-agent routing, as a stage sees it (pipelines/routing/protocols.py)."""
         ...
 
     def now(self) -> datetime:

@@ -1,0 +1,137 @@
+"""An agent accepts a chat: exactly one of several racing accepts wins, every card right.
+
+1. Room for one more chat is checked and reserved on the agent's record in one conditional
+   write (If-Match). A reservation left by an accept that died before step 2 is not counted
+   once it is old and its session does not confirm it.
+2. The session is written (If-Match): connected to this agent, every other open offer
+   `taken` with a message that updates its card to "Taken by ...", the guest's "connected"
+   card, and the accepting activity recorded as handled. A racing accept that lost reads the
+   winner's state, is refused politely, and its reservation is freed.
+
+The winner's own offer card is replaced by the answer to its Action.Execute (or, for an
+Action.Submit, by an update message recorded with the rest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cards.agent_cards import accepted_card, taken_card
+from pipelines.actions.base import Outcome
+from pipelines.engine import Turn
+from pipelines.routing.common import (
+    STALE_RESERVATION,
+    AlreadyYours,
+    Desk,
+    Refused,
+    chat_ref,
+    check_waiting,
+    connected_to,
+    guest_name,
+    tenant_of,
+)
+from pipelines.routing.search import Search
+from storage.agents import AgentRecord
+from storage.models import Assignment, Phase
+
+
+class Accepting:
+    def __init__(self, desk: Desk, search: Search) -> None:
+        self.desk = desk
+        self.search = search
+
+    async def accept(self, agent_id: str, tenant_id: str, session_id: str, *,
+                     key: str | None = None, in_place: bool = True) -> dict[str, Any]:
+        """The card that replaces the agent's offer. Raises Refused.
+
+        `in_place`: the answer replaces the pressed card (Action.Execute); otherwise the
+        offer card is updated by a message recorded with the accept.
+        """
+        desk = self.desk
+        tenant = tenant_of(desk.config, tenant_id)
+        agent = tenant.agent(agent_id)
+        if agent is None:
+            raise Refused(f"You're not an agent of {tenant.name}, so you can't take its chats.")
+        session = await desk.sessions.get(tenant.id, session_id)
+        try:
+            check_waiting(session, agent_id)
+        except AlreadyYours:
+            assert session is not None  # a redelivered accept, or a second press
+            return accepted_card(guest_name(session), tenant.name)
+        assert session is not None
+        record = await self._reserve(agent_id, tenant.capacity_of(agent), session.tenant_id,
+                                     session.id)
+        name = agent.name
+
+        async def step(turn: Turn) -> Outcome | None:
+            s = turn.session
+            try:
+                check_waiting(s, agent_id)
+            except AlreadyYours:
+                return None
+            mine = next((o for o in s.routing.offers if o.agent_id == agent_id.casefold()
+                         and o.status == "open"), None) if s.routing else None
+            guest = guest_name(s)
+            s.phase = Phase.CONNECTED
+            s.agent = Assignment(agent_id=agent_id.casefold(), agent_name=name,
+                                 reference=record.reference)
+            s.metadata["Agent.Id"] = agent_id.casefold()
+            s.metadata["Agent.Name"] = name
+            self.search.close_offers(turn, "", status="taken", keep=agent_id.casefold(),
+                                     card=taken_card(guest, tenant.name, name))
+            if mine is not None:
+                mine.status = "taken"
+                if not in_place and mine.seq is not None:
+                    turn.message(f"agent:{mine.agent_id}", update_of=mine.seq, visible=False,
+                                 card=accepted_card(guest, tenant.name))
+            turn.cancel_timers()
+            await turn.send_card(desk.card(s, "connected_template"))
+            return None
+
+        try:
+            result = await desk.engine.act(tenant.id, session_id, step, key=key)
+        except Refused:
+            await desk.release(agent_id, session_id)
+            raise
+        except BaseException:
+            # a store error: free the reservation if we can (else it goes stale by itself)
+            try:
+                await desk.release(agent_id, session_id)
+            finally:
+                raise
+        if result.session is not None and not connected_to(result.session, agent_id):
+            await desk.release(agent_id, session_id)
+            raise Refused("Sorry, this chat is no longer waiting for an agent.")
+        return accepted_card(guest_name(result.session or session), tenant.name)
+
+    async def _reserve(self, agent_id: str, capacity: int, tenant_id: str,
+                       session_id: str) -> AgentRecord:
+        desk = self.desk
+        now = desk.clock()
+        record = await desk.agents.get(agent_id)
+        stale: set[str] = set()
+        if record is not None and record.load() >= capacity and not record.has(session_id):
+            for chat in record.chats:
+                if now - chat.since < STALE_RESERVATION:
+                    continue
+                other = await desk.sessions.get(chat.tenant_id, chat.session_id)
+                if not connected_to(other, agent_id):
+                    stale.add(chat.session_id)
+
+        def reserve(r: AgentRecord) -> AgentRecord:
+            r.chats = [c for c in r.chats if c.session_id not in stale]
+            if not r.has(session_id):
+                if r.load() >= capacity:
+                    raise Refused(f"You already have {capacity} chats, your limit. "
+                                  "End one first.")
+                from storage.agents import ChatRef
+
+                r.chats.append(ChatRef(tenant_id=tenant_id, session_id=session_id, since=now))
+            r.focus = next(c for c in r.chats if c.session_id == session_id)
+            return r
+
+        return await desk.agents.update(agent_id, reserve,
+                                        default=desk.default_record(agent_id))
+
+
+__all__ = ["Accepting", "chat_ref"]

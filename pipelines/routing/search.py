@@ -1,0 +1,210 @@
+"""The search for an agent: the guest's side of it, the offer rounds, and its timers.
+
+The guest's side runs inside the guest's turn (`start`, `relay_from_guest`, `guest_leaves`,
+`leave`). Timers (`on_timer`) run as a step of their own on the session (Engine.act): make
+offers, move a hunt on, give up after the maximum wait, say "still searching". Every step
+records what it changes and the messages it causes in the session's one write; offers are
+recorded before they are sent, so an accept that lands while they go out finds them.
+
+A timer acts only if the session still wants it (`Session.timers`, by key): one left over
+from an earlier search, or fired a second time, does nothing.
+"""
+
+from __future__ import annotations
+
+from cards.agent_cards import closed_offer_card, offer_card, relay_card
+from pipelines.actions.base import Goto, GuestInput, Outcome
+from pipelines.actions.connect_to_agent import ConnectToAgentStage
+from pipelines.config import StageConfig, TenantConfig
+from pipelines.engine import Turn
+from pipelines.routing.common import Desk, NothingToDo, guest_name, log
+from pipelines.routing.offer_view import offer_view
+from storage.agents import AgentRecord, Presence
+from storage.models import Offer, Phase, Session, SessionState
+from storage.timers import NotYet, Timer
+
+# a timer whose session does not want it yet may be the first half of a write in flight
+NOT_YET_WINDOW = 15.0
+KINDS = ("offer", "accept_timeout", "max_wait", "searching")
+
+
+class Search:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    # -- the guest's side (inside the guest's turn) ----------------------------------
+
+    async def start(self, turn: Turn, stage: StageConfig) -> None:
+        await turn.send_card(turn.bind(turn.template(stage, "waiting_template")))
+        self.desk.new_search(turn, stage)
+
+    async def relay_from_guest(self, turn: Turn, guest: GuestInput) -> None:
+        session = turn.session
+        assignment = session.agent
+        if assignment is None:
+            return
+        text = guest.text or "(sent a card response)"
+        turn.message(f"agent:{assignment.agent_id}", card=relay_card(guest_name(session, "Guest"),
+                                                                     text),
+                     reference=assignment.reference, visible=False)
+
+    async def guest_leaves(self, turn: Turn, stage: StageConfig) -> None:
+        self.leave(turn, "The guest stopped waiting.")
+
+    def leave(self, turn: Turn, why: str) -> None:
+        """The guest cancelled, restarted or left: close the offers, or tell their agent and
+        free them (after the write)."""
+        session = turn.session
+        if session.phase == Phase.WAITING:
+            self.close_offers(turn, why)
+        elif session.phase == Phase.CONNECTED and session.agent is not None:
+            agent = session.agent
+            turn.message(f"agent:{agent.agent_id}",
+                         card=self.desk.card(session, "guest_left_template"),
+                         reference=agent.reference, visible=False)
+            turn.after_persist(lambda: self._release(agent.agent_id, session.id))
+        turn.cancel_timers()
+        session.phase = Phase.PIPELINE
+        session.routing = None
+        session.agent = None
+
+    async def _release(self, agent_id: str, session_id: str) -> None:
+        await self.desk.release(agent_id, session_id)
+
+    def close_offers(self, turn: Turn, why: str, *, status: str = "withdrawn",
+                     card: dict | None = None, keep: str | None = None) -> None:
+        """Every open offer card is replaced (by `card`, or one saying `why`)."""
+        session = turn.session
+        tenant = self.desk.config.tenant(session.tenant_id)
+        name = guest_name(session, "a guest")
+        for offer in session.routing.offers if session.routing else []:
+            if offer.status != "open" or offer.agent_id == keep:
+                continue
+            offer.status = status
+            if offer.seq is not None:
+                turn.message(f"agent:{offer.agent_id}", update_of=offer.seq, visible=False,
+                             card=card or closed_offer_card(name, tenant.name, why))
+
+    # -- timers ----------------------------------------------------------------------
+
+    async def on_timer(self, timer: Timer) -> None:
+        async def step(turn: Turn) -> Outcome | None:
+            return await self._fire(turn, timer)
+
+        try:
+            await self.desk.engine.act(timer.tenant_id, timer.session_id, step)
+        except (NothingToDo, LookupError):
+            return
+
+    async def _fire(self, turn: Turn, timer: Timer) -> Outcome | None:
+        session = turn.session
+        if session.timers.get(timer.kind) != timer.key:
+            young = self.desk.clock() - timer.scheduled_at < NOT_YET_WINDOW
+            if young and timer.kind not in session.timers and session.state == SessionState.OPEN:
+                raise NotYet(f"{timer.describe()}: the write that wants it has not landed")
+            raise NothingToDo(f"{timer.describe()} is no longer wanted")
+        del session.timers[timer.kind]
+        if session.state != SessionState.OPEN or session.phase != Phase.WAITING:
+            return None
+        stage = self.desk.stage_of(session)
+        assert isinstance(stage, ConnectToAgentStage)
+        if timer.kind == "offer":
+            await self.offer_round(turn, stage)
+        elif timer.kind == "accept_timeout":
+            self._hunt_moves_on(turn, timer.payload.get("agent"))
+            await self.offer_round(turn, stage)
+        elif timer.kind == "max_wait":
+            self.close_offers(turn, "The guest stopped waiting: nobody was free in time.")
+            turn.cancel_timers()
+            session.phase = Phase.PIPELINE
+            session.routing = None
+            return Goto(stage.on_timeout)
+        elif timer.kind == "searching":
+            await turn.send_card(self.desk.card(session, "searching_template"))
+            if stage.searching_every:
+                turn.schedule("searching", stage.searching_every)
+        return None
+
+    def _hunt_moves_on(self, turn: Turn, agent_id: str | None) -> None:
+        session = turn.session
+        tenant = self.desk.config.tenant(session.tenant_id)
+        name = guest_name(session, "a guest")
+        for offer in session.routing.offers if session.routing else []:
+            if offer.agent_id == agent_id and offer.status == "open":
+                offer.status = "expired"
+                if offer.seq is not None:
+                    turn.message(f"agent:{offer.agent_id}", update_of=offer.seq, visible=False,
+                                 card=closed_offer_card(name, tenant.name, "Not accepted in "
+                                                        "time: offered to the next agent."))
+
+    # -- offers ----------------------------------------------------------------------
+
+    async def eligible(self, tenant: TenantConfig) -> list[AgentRecord]:
+        """Available, reachable agents with room for one more chat, fairest first."""
+        records = await self.desk.agents.many(a.aad_object_id for a in tenant.agents)
+        out = []
+        for agent in tenant.agents:
+            record = records.get(agent.aad_object_id.casefold())
+            if record is None or not record.reachable:
+                log.warning(
+                    "agent cannot be offered chats: they have not installed the app",
+                    extra={"tenant": tenant.id, "agent": agent.aad_object_id,
+                           "agent_name": agent.name},
+                )
+                continue
+            if record.presence != Presence.AVAILABLE:
+                continue
+            if record.load() >= tenant.capacity_of(agent):
+                continue
+            out.append(record)
+        out.sort(key=lambda r: (r.load(), r.last_offered_at, r.name))
+        return out
+
+    async def offer_round(self, turn: Turn, stage: ConnectToAgentStage) -> None:
+        session = turn.session
+        tenant = self.desk.config.tenant(session.tenant_id)
+        routing = session.routing
+        assert routing is not None
+        candidates = await self.eligible(tenant)
+        new_round = False
+        if stage.mode == "broadcast":
+            offered = {o.agent_id for o in routing.offers if o.status == "open"}
+            targets = [c for c in candidates if c.agent_id not in offered]
+        else:
+            if any(o.status == "open" for o in routing.offers):
+                return
+            fresh = [c for c in candidates if c.agent_id not in routing.tried]
+            new_round = not fresh
+            targets = (fresh or candidates)[:1]
+        if not targets:
+            log.info("no agent to offer the chat to", extra={"session": session.id,
+                                                             "tenant": tenant.id})
+            return
+        view = await offer_view(self.desk.config, self.desk.sessions, session)
+        card = offer_card(view, use_execute=self.desk.use_execute)
+        for record in targets:
+            line = turn.message(f"agent:{record.agent_id}", card=card,
+                                reference=record.reference, purpose="offer", visible=False)
+            routing.offers.append(Offer(agent_id=record.agent_id, agent_name=record.name,
+                                        seq=line.seq))
+        if stage.mode == "hunt":
+            if new_round:  # everyone was tried: start again from the fairest
+                routing.tried = []
+            routing.tried.append(targets[0].agent_id)
+            turn.schedule("accept_timeout", stage.accept_timeout,
+                          {"agent": targets[0].agent_id})
+        offered_at = self.desk.clock()
+        turn.after_persist(lambda: self._offered(targets, offered_at))
+
+    async def _offered(self, targets: list[AgentRecord], at: float) -> None:
+        """Hunt's fairness: who was offered a chat last goes to the back of the line."""
+        for record in targets:
+            await self.desk.agents.update(
+                record.agent_id,
+                lambda r, at=at: r.model_copy(update={"last_offered_at": at}),
+                default=self.desk.default_record(record.agent_id),
+            )
+
+
+def waiting_since(session: Session, now: float) -> float:
+    return session.routing.started_at if session.routing else now
