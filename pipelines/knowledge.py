@@ -1,9 +1,9 @@
 """A tenant's knowledge base: FAQ articles, checked when the config loads, and their search.
 
 Articles live in YAML or JSON files next to the config (`knowledge_base: kb/it.yaml`, or a list
-of files), each `{articles: [{id, title, answer, keywords, link}, ...]}`. The loader reads and
-checks them and builds each tenant's search index once, there (`pipelines.search`: words and
-meaning, fused, with abstention); a guest's turn only analyses the question.
+of files), each `{articles: [{id, title, answer, keywords, questions, link}, ...]}`. The loader
+reads and checks them and builds each tenant's search index once, there (`pipelines.search`:
+words and meaning, fused, with abstention); a guest's turn only analyses the question.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class Article(BaseModel):
     # markdown, shown in a TextBlock; at most 3 fit a Teams card, so keep it short
     answer: str = Field(min_length=1, max_length=2000)
     keywords: list[str] = Field(default_factory=list, max_length=50)
+    # how people ask for it, in their own words (from `switchboard-admin faq report`): the
+    # search compares a question with these too
+    questions: list[str] = Field(default_factory=list, max_length=100)
     link: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=1000)
 
     @field_validator("keywords")
@@ -50,8 +53,17 @@ class Article(BaseModel):
                 raise ValueError("each keyword is a word or short phrase (1 to 100 characters)")
         return value
 
+    @field_validator("questions")
+    @classmethod
+    def _questions(cls, value: list[str]) -> list[str]:
+        for question in value:
+            if not question.strip() or len(question) > 300:
+                raise ValueError("each question is a sentence (1 to 300 characters)")
+        return value
+
     def document(self) -> Document:
-        return Document(self.id, self.title, tuple(self.keywords), self.answer)
+        return Document(self.id, self.title, tuple(self.keywords), self.answer,
+                        tuple(self.questions))
 
 
 @dataclass(frozen=True)
@@ -152,7 +164,7 @@ def parse_articles(raw: Any) -> tuple[list[Article], list[str]]:
 def _messages(exc: Exception) -> list[str]:
     return explain(
         exc,
-        unknown="unknown setting: an article has id, title, answer, keywords, link",
+        unknown="unknown setting: an article has id, title, answer, keywords, questions, link",
         patterns={
             "link": "must be an http:// or https:// address",
             "id": "letters, digits, - _ . only (at most 64)",

@@ -18,6 +18,7 @@ import pytest
 from pipelines.knowledge import Article, KnowledgeBase
 from pipelines.loader import load_config
 from pipelines.search.abstention import Abstention
+from pipelines.search.evaluation import Labelled, LabelledSet, cross_validated
 from pipelines.search.fusion import ranks, reciprocal_rank_fusion
 from pipelines.search.index import Candidate
 from pipelines.search.text import terms, words
@@ -139,6 +140,23 @@ def test_abstention_needs_real_evidence() -> None:
     assert rule.select((), 3) == ((), "no-question")
 
 
+def test_a_cosine_from_an_example_question_counts_less() -> None:
+    rule = Abstention(min_meaning=0.6, example_discount=0.2)
+    title = Candidate("a", 0.0, 0, 0.7, 1, 0.0)
+    example = Candidate("a", 0.0, 0, 0.7, 1, 0.0, by_example=True)
+    assert rule.reason(title) == "meaning"
+    # "I left my keys at reception" is close to "I left my laptop on the train"
+    assert rule.reason(example) is None
+    assert rule.reason(Candidate("a", 0.0, 0, 0.85, 1, 0.0, by_example=True)) == "meaning"
+
+
+def test_words_alone_need_a_meaning_that_is_not_far_off() -> None:
+    rule = Abstention(min_words=0.8, words_meaning=0.1)
+    # "where is the office library": one keyword of the open-source article, nothing else
+    assert rule.reason(candidate(1.2, 1, 0.05, 30)) is None
+    assert rule.reason(candidate(1.2, 1, 0.15, 30)) == "words"
+
+
 @pytest.mark.parametrize("question", [
     "who won the game last night",  # showed "Resigning" (last) before
     "the fridge in the kitchen is leaking",  # "leaked data"
@@ -166,6 +184,57 @@ def test_the_result_keeps_what_a_record_of_the_answer_needs(kb: KnowledgeBase) -
     assert [m.article.id for m in result.shown] == [c.article_id for c in result.candidates[:2]]
     best = result.shown[0].evidence
     assert best.article_id == "it-wifi-office" and best.words > 0 and -1 <= best.meaning <= 1
+
+
+# --------------------------------------------------------------------------- example questions
+
+
+def example_base(questions: list[str]) -> KnowledgeBase:
+    return KnowledgeBase(articles=[
+        Article(id="lost", title="Your laptop or phone was lost or stolen",
+                answer="Call the Service Desk at once.", keywords=["theft"],
+                questions=questions),
+        Article(id="slow", title="Your computer is running slow",
+                answer="Restart it.", keywords=["sluggish"]),
+        Article(id="leave", title="Book annual leave", answer="Use the HR portal.",
+                keywords=["holiday"]),
+    ]).build()
+
+
+def test_an_example_question_finds_its_article_in_other_words() -> None:
+    question = "someone nicked my work mobile on the bus"
+    without = example_base([]).search(question).candidates[0]
+    found = example_base(["my work phone got nicked on the bus"]).search(question)
+    best = found.candidates[0]
+    assert best.article_id == "lost" and best.by_example
+    assert best.meaning > without.meaning + 0.2
+    assert [a.id for a in found.articles][:1] == ["lost"]
+
+
+def test_example_questions_are_checked_when_the_base_loads() -> None:
+    with pytest.raises(ValueError, match="each question is a sentence"):
+        Article(id="a", title="A", answer="x", questions=["  "])
+    # their words are not a spelling reference: a typo in one is not a word to keep
+    base = example_base(["my lapptop was stollen"])
+    assert base._index is not None and "stollen" not in base._index.speller.vocabulary
+
+
+def test_cross_validation_grades_no_question_on_a_base_that_holds_it() -> None:
+    held = "someone nicked my work mobile on the bus"
+    articles = example_base([held, "lost my phone"]).articles
+    seen: dict[str, list[str]] = {}
+
+    def search(base: KnowledgeBase, question: str) -> list[str]:
+        seen[question] = base.articles[0].questions
+        return [a.id for a in base.search(question).articles]
+
+    labelled = LabelledSet((Labelled(held, ("lost",)), Labelled("lost my phone", ("lost",))),
+                           (Labelled("who won the game", ()),))
+    rate = cross_validated(articles, labelled, search, folds=2)
+    assert rate.questions == 2 and rate.unanswerable == 1
+    assert held not in seen[held] and "lost my phone" not in seen["lost my phone"]
+    # the other fold's example stays: only what is being graded is left out
+    assert seen[held] == ["lost my phone"] and seen["lost my phone"] == [held]
 
 
 # --------------------------------------------------------------------------- the model

@@ -5,7 +5,9 @@ set, tests/faq_dev_set.yaml; docs/faq.md has the figures):
 
 - `words`: it shares distinctive words with the question, at least `min_words` of them in BM25
   units (pipelines.search.lexical): a word of its title or keywords that few articles use, or
-  several common ones. One common word ("work", "new", "open") scores far less.
+  several common ones. One common word ("work", "new", "open") scores far less. The meaning
+  must not be far off (cosine `words_meaning`): "where is the office library" shares only
+  "library" with the open-source article.
 - `agreement`: both rankings put it in their first `agree_rank`, with at least
   `agree_meaning` cosine similarity and `agree_words` distinctive words: the two methods, which
   fail differently, point at the same article. When the only word in common is one many
@@ -14,6 +16,8 @@ set, tests/faq_dev_set.yaml; docs/faq.md has the figures):
 - `meaning`: its cosine similarity alone reaches `min_meaning` (a paraphrase without a shared
   word; static embeddings are rarely that sure).
 
+A cosine that comes from one of the article's example questions (its `questions`) counts
+`example_discount` less: two questions resemble each other more than a question and a title do.
 Otherwise nothing is shown. `min_words` 0 turns abstention off: the best candidate is always
 shown. Once the best is shown, the card carries the next best fused candidates too (at most the
 stage's `max_results`) that share a word with the question or come close in meaning
@@ -44,20 +48,31 @@ class Abstention:
     agree_meaning: float = 0.35
     agree_words: float = 0.3
     common_word_meaning: float = 0.45
+    # a cosine that came from an example question counts this much less: questions resemble
+    # each other more than a question resembles a title ("I left my keys at reception" and
+    # "I left my laptop on the train")
+    example_discount: float = 0.2
+    # the words alone show a card only when the meaning is not far off either
+    words_meaning: float = 0.1
+
+    def meaning(self, candidate: Candidate) -> float:
+        """The candidate's cosine as evidence (an example question's counts less)."""
+        return candidate.meaning - (self.example_discount if candidate.by_example else 0.0)
 
     def reason(self, candidate: Candidate) -> Reason | None:
         """Why `candidate` may be shown, or None."""
         if self.min_words <= 0:
             return "always"
-        if candidate.words >= self.min_words:
+        meaning = self.meaning(candidate)
+        if candidate.words >= self.min_words and meaning >= self.words_meaning:
             return "words"
         if (0 < candidate.words_rank <= self.agree_rank
                 and candidate.meaning_rank <= self.agree_rank
                 and candidate.words >= self.agree_words
-                and candidate.meaning >= (self.common_word_meaning
-                                          if candidate.one_common_word else self.agree_meaning)):
+                and meaning >= (self.common_word_meaning
+                                if candidate.one_common_word else self.agree_meaning)):
             return "agreement"
-        if candidate.meaning >= self.min_meaning:
+        if meaning >= self.min_meaning:
             return "meaning"
         return None
 
@@ -70,5 +85,5 @@ class Abstention:
         if reason is None:
             return (), "weak"
         related = [c for c in candidates[1:]
-                   if c.words_rank > 0 or c.meaning >= self.agree_meaning]
+                   if c.words_rank > 0 or self.meaning(c) >= self.agree_meaning]
         return (candidates[0], *related)[:limit], reason

@@ -5,18 +5,27 @@ A labelled set is a YAML file: `questions`, each `{q, a, kind}` (`a` an article 
 when the question asks two things), and `no_answer`, each `{q, kind}`. Top-1: the card's first
 article is (one of) the right one(s); top-3: one is on the card. A question whose card is
 withheld misses both.
+
+When the articles' example questions (`questions`) were taken from the set itself, measuring it
+directly would grade the search on questions it holds: `cross_validated` measures each fold of
+the set on a base whose examples leave that fold's questions out.
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-__all__ = ["HitRate", "Labelled", "LabelledSet", "measure"]
+if TYPE_CHECKING:
+    from pipelines.knowledge import Article, KnowledgeBase
+
+__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "measure"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +116,45 @@ def measure(search: Search, labelled: LabelledSet) -> HitRate:
         false_cards=tuple(false_cards),
         latencies_ms=tuple(latencies),
     )
+
+
+def merge(rates: Sequence[HitRate]) -> HitRate:
+    """One hit rate from several measured on disjoint questions."""
+    questions = sum(r.questions for r in rates)
+    count = max(questions, 1)
+    return HitRate(
+        questions=questions,
+        top1=sum(r.top1 * r.questions for r in rates) / count,
+        top3=sum(r.top3 * r.questions for r in rates) / count,
+        shown_per_question=sum(r.shown_per_question * r.questions for r in rates) / count,
+        unanswerable=sum(r.unanswerable for r in rates),
+        unanswerable_shown=sum(r.unanswerable_shown for r in rates),
+        misses=tuple(m for r in rates for m in r.misses),
+        false_cards=tuple(f for r in rates for f in r.false_cards),
+        latencies_ms=tuple(t for r in rates for t in r.latencies_ms),
+    )
+
+
+def cross_validated(articles: Sequence[Article], labelled: LabelledSet,
+                    search: Callable[[KnowledgeBase, str], list[str]], *, folds: int = 5,
+                    seed: int = 16) -> HitRate:
+    """`labelled` measured in `folds` parts, each on the articles without the example
+    questions that part asks (compared casefolded), so no question is graded by a base that
+    holds it."""
+    from pipelines.knowledge import KnowledgeBase
+
+    rng = random.Random(seed)
+    answerable, unanswerable = list(labelled.answerable), list(labelled.unanswerable)
+    rng.shuffle(answerable)
+    rng.shuffle(unanswerable)
+    rates = []
+    for fold in range(folds):
+        part = LabelledSet(tuple(answerable[fold::folds]), tuple(unanswerable[fold::folds]))
+        held = {i.question.casefold() for i in (*part.answerable, *part.unanswerable)}
+        base = KnowledgeBase(articles=[
+            a.model_copy(update={"questions": [q for q in a.questions
+                                               if q.casefold() not in held]})
+            for a in articles
+        ]).build()
+        rates.append(measure(lambda q, base=base: search(base, q), part))
+    return merge(rates)

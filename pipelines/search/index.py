@@ -29,6 +29,8 @@ class Document:
     title: str
     keywords: tuple[str, ...]
     answer: str
+    # other ways people ask for it (the article's `questions`)
+    questions: tuple[str, ...] = ()
 
     def about(self) -> str:
         return " ".join([self.title, *self.keywords])
@@ -54,6 +56,8 @@ class Candidate:
     answer_terms: tuple[str, ...] = ()
     # the only word in common is one most articles use: no evidence on its own
     one_common_word: bool = False
+    # the cosine came from one of the article's example questions, not its title and keywords
+    by_example: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,14 +77,34 @@ class SearchIndex:
         self.documents = list(documents)
         about = [text.terms(d.about()) for d in self.documents]
         answers = [text.terms(d.answer) for d in self.documents]
+        asked = [text.terms(" ".join(d.questions)) for d in self.documents]
         self.about_terms = [frozenset(t) for t in about]
-        self.answer_terms = [frozenset(t) for t in answers]
-        self.lexical = Lexical([a * TITLE_WEIGHT + b for a, b in zip(about, answers, strict=True)])
+        self.answer_terms = [frozenset(a) | frozenset(q) for a, q in zip(answers, asked,
+                                                                         strict=True)]
+        self.lexical = Lexical([a * TITLE_WEIGHT + b + q
+                                for a, b, q in zip(about, answers, asked, strict=True)])
         vocabulary: list[str] = []
         for d in self.documents:
+            # not the example questions: they are people's words, typos included
             vocabulary.extend(text.surface_words(" ".join([d.about(), d.answer])))
         self.speller = Speller(vocabulary)
         self.vectors, self.embedded = semantic.vectors([d.meaning_text() for d in self.documents])
+        # one row per example question, and the article it belongs to
+        examples = [q for d in self.documents for q in d.questions]
+        self.example_owner = np.asarray(
+            [i for i, d in enumerate(self.documents) for _ in d.questions], dtype=np.int64)
+        self.example_vectors, embedded = semantic.vectors(examples)
+        self.embedded += embedded
+
+    def meaning(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each article's cosine with the question: the closer of its title and keywords and
+        its closest example question; and whether the example was the closer."""
+        about = self.vectors @ query
+        if not len(self.example_owner):
+            return about, np.zeros(len(about), dtype=bool)
+        closest = np.full(len(about), -1.0, dtype=np.float32)
+        np.maximum.at(closest, self.example_owner, self.example_vectors @ query)
+        return np.maximum(about, closest), closest > about
 
     def analyse(self, question: str) -> Analysis:
         words, corrections = self.speller.correct(text.words(question))
@@ -89,7 +113,7 @@ class SearchIndex:
         terms = text.terms(words)
         word_scores = self.lexical.scores(terms)
         query = semantic.encoder().embed([" ".join(words)])[0]
-        meaning = self.vectors @ query
+        meaning, by_example = self.meaning(query)
         word_ranks = ranks(word_scores, floor=0.0)
         meaning_ranks = ranks(meaning)
         fused = reciprocal_rank_fusion(word_ranks, meaning_ranks)
@@ -111,6 +135,7 @@ class SearchIndex:
                                           - self.about_terms[i])),
                 one_common_word=_one_common(question_terms & (self.about_terms[i]
                                                               | self.answer_terms[i]), common),
+                by_example=bool(by_example[i]),
             )
             for i in best
         )
