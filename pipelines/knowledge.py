@@ -100,11 +100,13 @@ class KnowledgeBase(BaseModel):
 
     articles: list[Article] = Field(min_length=1, max_length=MAX_ARTICLES)
     _index: SearchIndex | None = PrivateAttr(default=None)
+    _by_id: dict[str, Article] = PrivateAttr(default_factory=dict)
 
     def build(self) -> KnowledgeBase:
         """Index the articles (pipelines.search.semantic.ModelUnavailable when the embedding
         model's package is missing or broken)."""
         self._index = SearchIndex([a.document() for a in self.articles])
+        self._by_id = {a.id: a for a in self.articles}
         return self
 
     def digest(self) -> str:
@@ -113,6 +115,8 @@ class KnowledgeBase(BaseModel):
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def article(self, article_id: str) -> Article | None:
+        if self._by_id:
+            return self._by_id.get(article_id)
         return next((a for a in self.articles if a.id == article_id), None)
 
     def search(self, question: str, *, limit: int = 3,
@@ -125,12 +129,11 @@ class KnowledgeBase(BaseModel):
         rule = abstention or Abstention()
         analysis = self._index.analyse(question)
         chosen, reason = rule.select(analysis.candidates, limit)
-        by_id = {a.id: a for a in self.articles}
         return SearchResult(
             terms=analysis.terms,
             corrections=analysis.corrections,
             candidates=analysis.candidates,
-            shown=tuple(Match(by_id[c.article_id], c) for c in chosen),
+            shown=tuple(Match(self._by_id[c.article_id], c) for c in chosen),
             reason=reason,
             thresholds=rule,
         )

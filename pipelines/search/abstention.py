@@ -16,8 +16,9 @@ set, tests/faq_dev_set.yaml; docs/faq.md has the figures):
 - `meaning`: its cosine similarity alone reaches `min_meaning` (a paraphrase without a shared
   word; static embeddings are rarely that sure).
 
-A cosine that comes from one of the article's example questions (its `questions`) counts
-`example_discount` less: two questions resemble each other more than a question and a title do.
+A cosine that comes from the article's example questions (the centroid of its `questions`)
+counts `example_discount` less: questions resemble each other more than a question and a title
+do.
 Otherwise nothing is shown. `min_words` 0 turns abstention off: the best candidate is always
 shown. Once the best is shown, the card carries the next best fused candidates too (at most the
 stage's `max_results`) that share a word with the question or come close in meaning
@@ -51,12 +52,12 @@ class Abstention:
     # a cosine that came from an example question counts this much less: questions resemble
     # each other more than a question resembles a title ("I left my keys at reception" and
     # "I left my laptop on the train")
-    example_discount: float = 0.2
+    example_discount: float = 0.15
     # the words alone show a card only when the meaning is not far off either
     words_meaning: float = 0.1
 
     def meaning(self, candidate: Candidate) -> float:
-        """The candidate's cosine as evidence (an example question's counts less)."""
+        """The candidate's cosine as evidence (its example questions' counts less)."""
         return candidate.meaning - (self.example_discount if candidate.by_example else 0.0)
 
     def reason(self, candidate: Candidate) -> Reason | None:

@@ -56,7 +56,7 @@ class Candidate:
     answer_terms: tuple[str, ...] = ()
     # the only word in common is one most articles use: no evidence on its own
     one_common_word: bool = False
-    # the cosine came from one of the article's example questions, not its title and keywords
+    # the cosine came from the article's example questions, not its title and keywords
     by_example: bool = False
 
 
@@ -89,22 +89,26 @@ class SearchIndex:
             vocabulary.extend(text.surface_words(" ".join([d.about(), d.answer])))
         self.speller = Speller(vocabulary)
         self.vectors, self.embedded = semantic.vectors([d.meaning_text() for d in self.documents])
-        # one row per example question, and the article it belongs to
+        # the centroid of each article's example questions (one row per article; zeros for an
+        # article without any): one vector an article, however many examples it has
         examples = [q for d in self.documents for q in d.questions]
-        self.example_owner = np.asarray(
-            [i for i, d in enumerate(self.documents) for _ in d.questions], dtype=np.int64)
-        self.example_vectors, embedded = semantic.vectors(examples)
+        vectors, embedded = semantic.vectors(examples)
         self.embedded += embedded
+        self.example_vectors = np.zeros_like(self.vectors)
+        start = 0
+        for row, d in enumerate(self.documents):
+            if d.questions:
+                mean = vectors[start:start + len(d.questions)].mean(axis=0)
+                self.example_vectors[row] = mean / max(float(np.linalg.norm(mean)), 1e-9)
+                start += len(d.questions)
+        self.has_examples = np.asarray([bool(d.questions) for d in self.documents])
 
     def meaning(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each article's cosine with the question: the closer of its title and keywords and
-        its closest example question; and whether the example was the closer."""
+        the centroid of its example questions; and whether the examples were the closer."""
         about = self.vectors @ query
-        if not len(self.example_owner):
-            return about, np.zeros(len(about), dtype=bool)
-        closest = np.full(len(about), -1.0, dtype=np.float32)
-        np.maximum.at(closest, self.example_owner, self.example_vectors @ query)
-        return np.maximum(about, closest), closest > about
+        examples = np.where(self.has_examples, self.example_vectors @ query, -1.0)
+        return np.maximum(about, examples), examples > about
 
     def analyse(self, question: str) -> Analysis:
         words, corrections = self.speller.correct(text.words(question))
