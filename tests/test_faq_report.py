@@ -167,3 +167,11 @@ def test_grouping_puts_one_need_together_whatever_the_order() -> None:
     for order in permutations(NO_CARD):
         groups = [sorted(order[i] for i in g) for g in group_similar(list(order))]
         assert groups == [sorted(NO_CARD[:3]), [NO_CARD[3]]], order
+
+
+def test_faq_report_answers_help() -> None:
+    for command in (["faq"], ["faq", "report"]):
+        result = cli(*command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Usage: switchboard-admin faq" in result.stdout
+    assert "grouped by similarity" in cli("faq", "report", "--help").stdout
