@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from admin import agents, config, manifest, sessions, simulate
+from admin import agents, config, faq, manifest, sessions, simulate
 
 app = typer.Typer(
     name="switchboard-admin",
     help="Switchboard's admin tools: check and draw the configuration, build and publish the "
-         "Teams app package, dry-run pipelines, look at sessions and agents. Settings come from "
-         "the same environment variables as the bot (see README).",
+         "Teams app package, dry-run pipelines, look at sessions, agents and what the FAQ "
+         "answered. Settings come from the same environment variables as the bot (see README).",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -22,6 +22,7 @@ app.add_typer(manifest.app, name="manifest")
 app.command("simulate")(simulate.simulate)
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(agents.app, name="agents")
+app.add_typer(faq.app, name="faq")
 
 
 def main() -> None:

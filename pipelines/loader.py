@@ -35,6 +35,7 @@ from pipelines.config_templates import (  # noqa: F401 - the metadata names, use
 )
 from pipelines.knowledge import KnowledgeBase, parse_articles
 from pipelines.problems import explain
+from pipelines.search.semantic import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +380,11 @@ def _knowledge_bases(
                 first_file[article.id] = ref
                 articles.append(article)
         if articles and not broken:
-            found[tenant.id] = KnowledgeBase(articles=articles).build()
+            try:
+                found[tenant.id] = KnowledgeBase(articles=articles).build()
+            except ModelUnavailable as exc:  # the same for every tenant: said once
+                problems.add(f"`knowledge_base`: {exc}", tenant.id)
+                return found
     return found
 
 

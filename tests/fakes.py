@@ -67,6 +67,8 @@ class FakeContext:
         self.sent: list[tuple[str, Any]] = []
         # the engine's clock, as `now()` sees it: set it to move time
         self.clock: datetime = now
+        # what `keep` was given, by name (the engine writes them with the session)
+        self.kept: dict[str, dict[str, Any]] = {}
 
     # -- StageContext ----------------------------------------------------------------
 
@@ -98,6 +100,11 @@ class FakeContext:
 
     def now(self) -> datetime:
         return self.clock
+
+    def keep(self, name: str, body: dict[str, Any]) -> None:
+        if "type" not in body:
+            raise ValueError(f"record {name!r} needs a `type`")
+        self.kept[name] = copy.deepcopy(body)
 
     # -- for tests -------------------------------------------------------------------
 

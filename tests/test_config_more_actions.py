@@ -126,7 +126,7 @@ def test_every_bad_article_is_reported(tmp_path: Path) -> None:
         where + "articles[1] (id 'b c'): `id`: letters, digits, - _ . only (at most 64)",
         where + "articles[1] (id 'b c'): `link`: must be an http:// or https:// address",
         where + "articles[2] (id 'd'): `tags`: unknown setting: an article has id, title, "
-                "answer, keywords, link",
+                "answer, keywords, questions, link",
         where + "articles[3] must be a mapping with id, title, answer",
     ]
 

@@ -270,10 +270,12 @@ async def test_the_same_guest_on_two_instances_at_once_loses_no_answer(
         chat = Chat(teams.TeamsUser.make("Race"), one, connector)
         await chat.say("hi")
         card = chat.last_card()
+        # a need the knowledge base has no article for: no FAQ card comes before the menu
+        need = {"answer": "who won the game last night"}
         # a double-click delivered to both instances at the same moment
         results = await asyncio.gather(
-            one.post(teams.submit(chat.user, connector.url, card, {"answer": "first"})),
-            two.post(teams.submit(chat.user, connector.url, card, {"answer": "first"})),
+            one.post(teams.submit(chat.user, connector.url, card, need)),
+            two.post(teams.submit(chat.user, connector.url, card, need)),
         )
         assert [status for status, _ in results] == [201, 201]
         said = texts(connector.to(chat.user.conversation_id))
@@ -281,7 +283,8 @@ async def test_the_same_guest_on_two_instances_at_once_loses_no_answer(
         assert said.count("Which department should handle this?") == 1
         assert said.count("no longer does anything") == 1
         live = await one.app[SESSIONS].live(chat.user.conversation_id)
-        assert live.metadata["Answers.Need"] == "first" and live.stage_key == "department"
+        assert live.metadata["Answers.Need"] == need["answer"]
+        assert live.stage_key == "department"
         lines = await one.app[SESSIONS].transcript(live.tenant_id, live.id)
         assert [e.seq for e in lines] == list(range(len(lines)))
     finally:

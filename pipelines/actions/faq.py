@@ -1,8 +1,9 @@
 """`faq`: search the tenant's knowledge base for the guest's question and offer the answers.
 
 The question is a metadata value (`question_from`, e.g. the answer to an earlier question).
-When the best article scores at least `min_score`, it and the next best (at most
-`max_results`, each scoring at least half the best) are shown on one card, each with "This
+When the evidence for the best article is real (pipelines.search.abstention: `min_score`
+distinctive words in common, or both rankings agreeing, or a close meaning), it and the next
+best that pass the same test (at most `max_results`) are shown on one card, each with "This
 solved it"; under them, "I still need help". Typed "solved" / "yes" (the best article) and
 "still need help" / "no" work too.
 
@@ -10,7 +11,13 @@ solved it"; under them, "I still need help". Typed "solved" / "yes" (the best ar
 - Still need help: on to `next` (`Faq.Suggested` keeps the ids that were offered).
 - Nothing scores high enough (or there is no question): straight to `next`, no card.
 
+Every answer is kept, to learn from use (pipelines.search.records): the question, the articles
+shown with their scores, why the card was shown or withheld, and later what the guest pressed.
+
 The index is built once per tenant when the config loads (`pipelines.knowledge`).
+`KnowledgeBase.search` returns the whole `SearchResult` (normalised question, candidates with
+their scores, the reason the card was shown or withheld), which is what a record of the answer
+keeps.
 """
 
 from __future__ import annotations
@@ -32,17 +39,20 @@ from pipelines.actions.base import (
     Wait,
 )
 from pipelines.config import METADATA_KEY_PATTERN, StageConfig, TemplateRef
-from pipelines.knowledge import Article
+from pipelines.knowledge import Article, KnowledgeBase, SearchResult
+from pipelines.search.abstention import Abstention
+from pipelines.search.records import NEAREST, Evidence, FaqAnswer, record_name
+from pipelines.search.records import Outcome as Pressed
 from storage.models import SessionState
 
 ARTICLE_ID = "Faq.ArticleId"
 ARTICLE_TITLE = "Faq.ArticleTitle"
 SUGGESTED = "Faq.Suggested"
-# the score the best match needs by default, in distinctive words (pipelines.knowledge);
-# measured on examples/kb and tests/faq_questions.yaml (docs/faq.md)
-DEFAULT_MIN_SCORE = 0.5
-# the other matches are shown when they score at least this share of the best one
-RELATED_SHARE = 0.5
+# when the question was searched: the answer's record keeps it when the guest presses later
+ASKED_AT = "Faq.AskedAt"
+# the words in common that show a card on their own, in distinctive words
+# (pipelines.search.lexical); chosen on tests/faq_dev_set.yaml (docs/faq.md); 0 = always show
+DEFAULT_MIN_SCORE = Abstention().min_words
 
 SOLVED_WORDS = frozenset({
     "solved", "yes", "y", "yep", "yeah", "this solved it", "that solved it", "it solved it",
@@ -59,6 +69,8 @@ class FaqStage(StageConfig):
     # the metadata name that holds the guest's question, e.g. Answers.Need
     question_from: str
     max_results: int = Field(default=3, ge=1, le=5)
+    # distinctive words in common that show a card on their own (other evidence may too);
+    # 0 shows the best article whatever the evidence
     min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0, le=100)
     prompt: str = Field(
         default="These articles may answer your question:", min_length=1, max_length=2000
@@ -78,6 +90,9 @@ class FaqStage(StageConfig):
             )
         return value
 
+    def abstention(self) -> Abstention:
+        return Abstention(min_words=self.min_score)
+
     def template_refs(self) -> dict[str, TemplateRef]:
         return {"solved_template": self.solved_template}
 
@@ -85,7 +100,7 @@ class FaqStage(StageConfig):
         return {"question_from": [self.question_from]}
 
     def metadata_written(self) -> list[str]:
-        return [ARTICLE_ID, ARTICLE_TITLE, SUGGESTED]
+        return [ARTICLE_ID, ARTICLE_TITLE, SUGGESTED, ASKED_AT]
 
 
 def _typed(guest: GuestInput) -> str:
@@ -103,14 +118,17 @@ class FaqAction(Action[FaqStage]):
         knowledge = ctx.config.knowledge_base(ctx.tenant.id)
         if question is None or not str(question).strip() or knowledge is None:
             return Goto(stage.next)
-        matches = knowledge.search(
-            str(question), limit=stage.max_results, min_score=stage.min_score,
-            share=RELATED_SHARE,
+        result = knowledge.search(
+            str(question), limit=stage.max_results, abstention=stage.abstention(),
         )
-        if not matches:
+        asked = ctx.now().isoformat(timespec="milliseconds")
+        ctx.set_metadata(ASKED_AT, asked)
+        ctx.keep(record_name(stage.key),
+                 _record(ctx, stage, str(question), result, knowledge, asked).body())
+        if not result.shown:
             return Goto(stage.next)
-        ctx.set_metadata(SUGGESTED, ",".join(m.article.id for m in matches))
-        await ctx.send_card(self._card(ctx, stage, [m.article for m in matches]))
+        ctx.set_metadata(SUGGESTED, ",".join(a.id for a in result.articles))
+        await ctx.send_card(self._card(ctx, stage, result.articles))
         return Wait()
 
     async def receive(self, ctx: StageContext, stage: FaqStage, guest: GuestInput) -> Outcome:
@@ -124,6 +142,7 @@ class FaqAction(Action[FaqStage]):
         elif typed in SOLVED_WORDS:
             solved = shown[0]
         if solved is not None:
+            self._outcome(ctx, stage, shown, "solved", solved.id)
             ctx.set_metadata(ARTICLE_ID, solved.id)
             ctx.set_metadata(ARTICLE_TITLE, solved.title)
             if guest.invoke:
@@ -131,6 +150,7 @@ class FaqAction(Action[FaqStage]):
             card = ctx.bind(ctx.template(stage, "solved_template"))
             return Close(SessionState.DEFLECTED, card)
         if guest.verb == "more" or typed in MORE_WORDS:
+            self._outcome(ctx, stage, shown, "more", None)
             if guest.invoke:
                 ctx.replace_card = chosen_card(ctx.bind_text(stage.prompt), "I still need help")
             return Goto(stage.next)
@@ -140,6 +160,23 @@ class FaqAction(Action[FaqStage]):
         )
         await ctx.send_card(self._card(ctx, stage, shown))
         return Wait()
+
+    def _outcome(self, ctx: StageContext, stage: FaqStage, shown: list[Article],
+                 outcome: Pressed, solved: str | None) -> None:
+        """Replace the answer's record with one that says what the guest pressed (the search
+        is run again for the scores: the same base gives the same ones)."""
+        knowledge = ctx.config.knowledge_base(ctx.tenant.id)
+        question = str(ctx.session.metadata.get(stage.question_from) or "")
+        if knowledge is None or not question.strip():
+            return
+        result = knowledge.search(question, limit=stage.max_results,
+                                  abstention=stage.abstention())
+        asked = str(ctx.session.metadata.get(ASKED_AT) or ctx.now().isoformat())
+        record = _record(ctx, stage, question, result, knowledge, asked, shown)
+        ctx.keep(record_name(stage.key), record.model_copy(update={
+            "outcome": outcome, "solved_article": solved,
+            "outcome_at": ctx.now().isoformat(timespec="milliseconds"),
+        }).body())
 
     def _shown(self, ctx: StageContext) -> list[Article]:
         knowledge = ctx.config.knowledge_base(ctx.tenant.id)
@@ -163,6 +200,25 @@ class FaqAction(Action[FaqStage]):
                 "like `knowledge_base: kb/it.yaml`"
             ]
         return []
+
+
+def _record(ctx: StageContext, stage: FaqStage, question: str, result: SearchResult,
+            knowledge: KnowledgeBase, asked: str,
+            shown: list[Article] | None = None) -> FaqAnswer:
+    """The record of one answer: `shown` are the articles the card showed (default: the ones
+    this search shows)."""
+    candidates = {c.article_id: c for c in result.candidates}
+    on_card = [m.article for m in result.shown] if shown is None else shown
+    titles = {a.id: a.title for a in knowledge.articles}
+    return FaqAnswer(
+        at=asked, tenant_id=ctx.tenant.id, pipeline_id=ctx.pipeline.id, stage=stage.key,
+        question=question, terms=list(result.terms), corrections=dict(result.corrections),
+        reason=result.reason,
+        shown=[Evidence.of(candidates[a.id], a.title) if a.id in candidates
+               else Evidence(id=a.id, title=a.title) for a in on_card],
+        nearest=[Evidence.of(c, titles.get(c.article_id, c.article_id))
+                 for c in result.candidates[:NEAREST]],
+    )
 
 
 ACTION = FaqAction()

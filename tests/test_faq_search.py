@@ -1,0 +1,343 @@
+"""The FAQ search's parts: reciprocal rank fusion, typo tolerance, negations and particles,
+abstention, the embedding model (as wordllama computes it, offline, cached), and a missing or
+broken model package as a clear start-up error. Searches run on the example's knowledge base
+(examples/kb), loaded once for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.knowledge import Article, KnowledgeBase
+from pipelines.loader import load_config
+from pipelines.search.abstention import Abstention
+from pipelines.search.evaluation import Labelled, LabelledSet, cross_validated
+from pipelines.search.fusion import ranks, reciprocal_rank_fusion
+from pipelines.search.index import Candidate
+from pipelines.search.text import terms, words
+from pipelines.search.typos import Speller
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    config, _ = load_config(ROOT / "examples" / "helpdesk.yaml")
+    knowledge = config.knowledge_base("service-desk")
+    assert knowledge is not None
+    return knowledge
+
+
+def shown(kb: KnowledgeBase, question: str) -> list[str]:
+    return [a.id for a in kb.search(question).articles]
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+def test_ranks_are_one_based_and_a_score_at_the_floor_is_unranked() -> None:
+    assert ranks(np.array([0.2, 0.9, 0.0, 0.5]), floor=0.0).tolist() == [3, 1, 0, 2]
+    assert ranks(np.array([0.2, 0.9, -0.1])).tolist() == [2, 1, 3]
+
+
+def test_reciprocal_rank_fusion_prefers_what_both_rankings_like() -> None:
+    words = np.array([1, 2, 0])  # article 2 shares no word with the question
+    meaning = np.array([3, 1, 2])
+    fused = reciprocal_rank_fusion(words, meaning, k=60)
+    assert fused.tolist() == pytest.approx([1 / 61 + 1 / 63, 1 / 62 + 1 / 61, 1 / 62])
+    # first for one ranking and third for the other loses to second and first
+    assert int(np.argmax(fused)) == 1
+
+
+def test_the_fused_ranking_puts_a_synonym_question_right(kb: KnowledgeBase) -> None:
+    # BM25 alone showed nothing: "lower" is not a word of the pay article
+    assert shown(kb, "my salary is lower than it should be")[0] == "hr-pay-error"
+    assert shown(kb, "my computer has become really laggy")[0] == "it-laptop-slow"
+
+
+# --------------------------------------------------------------------------- typos
+
+
+def test_typos_are_corrected_towards_the_articles_words_and_real_words_are_not() -> None:
+    speller = Speller(["password", "reset", "connect", "connected", "docking", "dock",
+                       "onedrive", "card", "expenses"])
+    assert speller.correct(words("passwrd reset")) == (["password", "reset"],
+                                                      {"passwrd": "password"})
+    # the ending is wrong too: corrected through the stem
+    assert speller.correct(["conecting"]) == (["connect"], {"conecting": "connect"})
+    assert speller.correct(words("one drive")) == (["onedrive"], {"one drive": "onedrive"})
+    # English words are never "corrected" into the articles' words
+    assert speller.correct(words("my dog and my car")) == (["my", "dog", "and", "my", "car"], {})
+    # too far, or too short to tell
+    assert speller.correct(["pswd", "vpm"])[1] == {}
+
+
+def test_a_typo_finds_the_article(kb: KnowledgeBase) -> None:
+    result = kb.search("expences claim")
+    assert result.corrections == {"expences": "expenses"}
+    assert result.articles[0].id == "hr-expenses"
+    assert shown(kb, "passwrd reset")[0] == "it-password-reset"
+
+
+# --------------------------------------------------------------------------- negation
+
+
+def test_negations_and_particles_are_joined_to_their_word_not_dropped() -> None:
+    assert terms("no internet at my desk") == ["no~internet", "internet", "desk"]
+    assert terms("how do I book a day off") == ["book", "day", "day~off"]
+    assert terms("locked out of my account") == ["lock", "lock~out", "account"]
+    assert terms("Your laptop won't turn on") == ["laptop", "no~turn", "turn"]
+    assert terms("Connect to the office Wi-Fi") == ["connect", "offic", "wi", "fi", "wifi"]
+    assert terms("the of and") == []
+
+
+def test_a_negation_decides_between_two_articles() -> None:
+    kb = KnowledgeBase(articles=[
+        Article(id="slow", title="The internet is slow", answer="Restart the router.",
+                keywords=["slow internet", "internet speed"]),
+        Article(id="none", title="No internet at all", answer="Check the cable.",
+                keywords=["no internet", "offline"]),
+    ]).build()
+    always = Abstention(min_words=0)
+    assert kb.search("no internet", abstention=always).articles[0].id == "none"
+    assert kb.search("internet slow", abstention=always).articles[0].id == "slow"
+
+
+def test_a_day_off_is_annual_leave(kb: KnowledgeBase) -> None:
+    assert shown(kb, "how do i book a day off")[0] == "hr-annual-leave"
+
+
+# --------------------------------------------------------------------------- abstention
+
+
+def candidate(words: float, words_rank: int, meaning: float, meaning_rank: int) -> Candidate:
+    return Candidate("a", words, words_rank, meaning, meaning_rank, 0.0)
+
+
+def test_abstention_needs_real_evidence() -> None:
+    rule = Abstention(min_words=0.8, min_meaning=0.6, agree_rank=3, agree_meaning=0.35,
+                      agree_words=0.3)
+    assert rule.reason(candidate(1.0, 1, 0.1, 9)) == "words"
+    assert rule.reason(candidate(0.4, 2, 0.4, 3)) == "agreement"
+    assert rule.reason(candidate(0.0, 0, 0.65, 1)) == "meaning"
+    # one common word, and a meaning that does not agree
+    assert rule.reason(candidate(0.5, 1, 0.1, 14)) is None
+    # both rank it first, but the words in common are too few
+    assert rule.reason(candidate(0.2, 1, 0.5, 1)) is None
+    # or the only one is a word most articles use
+    common = Candidate("a", 0.4, 1, 0.4, 1, 0.0, ("laptop",), (), one_common_word=True)
+    assert rule.reason(common) is None
+    assert Abstention(min_words=0).reason(candidate(0.0, 0, 0.0, 40)) == "always"
+    best, other = candidate(0.1, 1, 0.1, 1), candidate(2.0, 2, 0.9, 2)
+    assert rule.select((best, other), 3) == ((), "weak")
+    assert rule.select((), 3) == ((), "no-question")
+
+
+def test_a_cosine_from_an_example_question_counts_less() -> None:
+    rule = Abstention(min_meaning=0.6, example_discount=0.2)
+    title = Candidate("a", 0.0, 0, 0.7, 1, 0.0)
+    example = Candidate("a", 0.0, 0, 0.7, 1, 0.0, by_example=True)
+    assert rule.reason(title) == "meaning"
+    # "I left my keys at reception" is close to "I left my laptop on the train"
+    assert rule.reason(example) is None
+    assert rule.reason(Candidate("a", 0.0, 0, 0.85, 1, 0.0, by_example=True)) == "meaning"
+
+
+def test_words_alone_need_a_meaning_that_is_not_far_off() -> None:
+    rule = Abstention(min_words=0.8, words_meaning=0.1)
+    # "where is the office library": one keyword of the open-source article, nothing else
+    assert rule.reason(candidate(1.2, 1, 0.05, 30)) is None
+    assert rule.reason(candidate(1.2, 1, 0.15, 30)) == "words"
+
+
+@pytest.mark.parametrize("question", [
+    "who won the game last night",  # showed "Resigning" (last) before
+    "the fridge in the kitchen is leaking",  # "leaked data"
+    "where can i charge my electric car",
+    "Laptop fan is loud",  # "laptop", in 11 of the 58 articles
+    "hi",
+    "?",
+])
+def test_no_card_when_one_common_word_matches(kb: KnowledgeBase, question: str) -> None:
+    result = kb.search(question)
+    assert result.shown == ()
+    assert result.reason in ("weak", "no-question")
+
+
+def test_a_phishing_question_is_not_answered_with_bank_details_alone(kb: KnowledgeBase) -> None:
+    found = shown(kb, "weird email from payroll asking me to re-enter my account number")
+    assert "it-phishing" in found
+
+
+def test_the_result_keeps_what_a_record_of_the_answer_needs(kb: KnowledgeBase) -> None:
+    result = kb.search("no wifi at my dessk", limit=2)
+    assert result.terms == ("no~wifi", "wifi", "desk")
+    assert result.corrections == {"dessk": "desk"}
+    assert result.reason in ("words", "agreement", "meaning")
+    assert [m.article.id for m in result.shown] == [c.article_id for c in result.candidates[:2]]
+    best = result.shown[0].evidence
+    assert best.article_id == "it-wifi-office" and best.words > 0 and -1 <= best.meaning <= 1
+
+
+# --------------------------------------------------------------------------- example questions
+
+
+def example_base(questions: list[str]) -> KnowledgeBase:
+    return KnowledgeBase(articles=[
+        Article(id="lost", title="Your laptop or phone was lost or stolen",
+                answer="Call the Service Desk at once.", keywords=["theft"],
+                questions=questions),
+        Article(id="slow", title="Your computer is running slow",
+                answer="Restart it.", keywords=["sluggish"]),
+        Article(id="leave", title="Book annual leave", answer="Use the HR portal.",
+                keywords=["holiday"]),
+    ]).build()
+
+
+def test_an_example_question_finds_its_article_in_other_words() -> None:
+    question = "someone nicked my work mobile on the bus"
+    without = example_base([]).search(question).candidates[0]
+    found = example_base(["my work phone got nicked on the bus"]).search(question)
+    best = found.candidates[0]
+    assert best.article_id == "lost" and best.by_example
+    assert best.meaning > without.meaning + 0.2
+    assert [a.id for a in found.articles][:1] == ["lost"]
+
+
+def test_example_questions_are_checked_when_the_base_loads() -> None:
+    with pytest.raises(ValueError, match="each question is a sentence"):
+        Article(id="a", title="A", answer="x", questions=["  "])
+    # their words are not a spelling reference: a typo in one is not a word to keep
+    base = example_base(["my lapptop was stollen"])
+    assert base._index is not None and "stollen" not in base._index.speller.vocabulary
+
+
+def test_cross_validation_grades_no_question_on_a_base_that_holds_it() -> None:
+    held = "someone nicked my work mobile on the bus"
+    articles = example_base([held, "lost my phone"]).articles
+    seen: dict[str, list[str]] = {}
+
+    def search(base: KnowledgeBase, question: str) -> list[str]:
+        seen[question] = base.articles[0].questions
+        return [a.id for a in base.search(question).articles]
+
+    labelled = LabelledSet((Labelled(held, ("lost",)), Labelled("lost my phone", ("lost",))),
+                           (Labelled("who won the game", ()),))
+    rate = cross_validated(articles, labelled, search, folds=2)
+    assert rate.questions == 2 and rate.unanswerable == 1
+    assert held not in seen[held] and "lost my phone" not in seen["lost my phone"]
+    # the other fold's example stays: only what is being graded is left out
+    assert seen[held] == ["lost my phone"] and seen["lost my phone"] == [held]
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_vectors_are_the_ones_wordllama_computes() -> None:
+    # in a subprocess: importing wordllama calls logging.basicConfig
+    code = textwrap.dedent("""
+        import json, sys, numpy as np
+        from pathlib import Path
+        import wordllama
+        from wordllama import WordLlama
+        from pipelines.search.semantic import encoder
+        texts = ["Reset your password", "my laptop won't turn on", "x"]
+        theirs = WordLlama.load(cache_dir=Path(wordllama.__file__).parent,
+                                disable_download=True).embed(texts, norm=True)
+        ours = encoder().embed(texts)
+        print(json.dumps(float(np.abs(theirs - ours).max())))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert json.loads(out.stdout) < 1e-5
+
+
+def test_reloading_unchanged_articles_does_not_embed_them_again() -> None:
+    articles = [Article(id=f"cache-{i}", title=f"Cache test article {i}",
+                        answer="Nothing to see.") for i in range(3)]
+    first = KnowledgeBase(articles=articles).build()
+    assert first._index is not None and first._index.embedded in (0, 3)
+    again = KnowledgeBase(articles=articles).build()
+    assert again._index is not None and again._index.embedded == 0
+    changed = [*articles[:2], articles[2].model_copy(update={"title": "Changed title"})]
+    third = KnowledgeBase(articles=changed).build()
+    assert third._index is not None and third._index.embedded == 1
+
+
+NO_NETWORK = """
+import socket
+def refuse(*args, **kwargs):
+    raise OSError("network access during the test: " + repr(args))
+socket.socket.connect = refuse
+socket.create_connection = refuse
+"""
+
+
+def test_the_search_runs_with_no_network_and_fetches_nothing(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(NO_NETWORK)
+    code = ("from pipelines.loader import load_config\n"
+            "config, _ = load_config('examples/helpdesk.yaml')\n"
+            "kb = config.knowledge_base('service-desk')\n"
+            "print([a.id for a in kb.search('my pc is really slow').articles][0])\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "it-laptop-slow"
+    # nothing was cached or downloaded under the home directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sitecustomize.py"] or not any(
+        p.name in (".cache", "wordllama") for p in tmp_path.iterdir())
+
+
+HIDE_WORDLLAMA = """
+import sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "wordllama" or name.startswith("wordllama."):
+            raise ModuleNotFoundError("No module named 'wordllama'")
+        return None
+sys.meta_path.insert(0, Hide())
+"""
+
+
+def _run_without_model(tmp_path: Path, broken: bool, *args: str) -> subprocess.CompletedProcess:
+    if broken:  # a wordllama without its weights, found before the real one
+        (tmp_path / "wordllama").mkdir()
+        (tmp_path / "wordllama" / "__init__.py").write_text("")
+    else:
+        (tmp_path / "sitecustomize.py").write_text(HIDE_WORDLLAMA)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SWITCHBOARD_CONFIG":
+           "examples/helpdesk.yaml", "SWITCHBOARD_DB_PATH": str(tmp_path / "db.sqlite3")}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["missing", "broken"])
+def test_config_validate_names_a_missing_or_broken_model_package(tmp_path: Path,
+                                                                 broken: bool) -> None:
+    out = _run_without_model(tmp_path, broken, "-m", "admin", "config", "validate",
+                             "examples/helpdesk.yaml")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    [problem] = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert problem.startswith("error: examples/helpdesk.yaml > tenant 'service-desk': "
+                              "`knowledge_base`: the FAQ search ")
+    assert "`wordllama`" in problem and "pip install" in problem
+    assert ("is not installed" in problem) != broken
+    assert ("reinstall it with `pip install --force-reinstall 'wordllama" in problem) == broken
+
+
+def test_the_bot_refuses_to_start_without_the_model_package(tmp_path: Path) -> None:
+    out = _run_without_model(tmp_path, False, "app.py")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "switchboard: configuration has 1 problem" in out.stderr
+    assert "the FAQ search needs the Python package `wordllama`" in out.stderr
