@@ -15,12 +15,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
-from typing import Literal
+from typing import NoReturn
 
 from aiohttp import web
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bots.adapter import StockAdapter, SwitchboardAdapter, on_turn_error
 from bots.agent_desk import AgentDesk
@@ -36,17 +33,16 @@ from pipelines.engine import Engine
 from pipelines.loader import ConfigError, load_config
 from pipelines.recovery import Recovery, SweepLease
 from pipelines.routing import Desk, Routing
+from settings import Settings, SettingsError, instance_name, make_store, unknown
+from settings import load as load_settings
 from storage.agents import AgentStore
 from storage.config_store import publish
 from storage.documents import DocumentStore, StoreError
-from storage.factory import create_store
-from storage.models import DEFAULT_RETENTION_DAYS
 from storage.sessions import SessionStore
 from storage.timers import TimerRunner, TimerStore
 
 log = logging.getLogger("switchboard")
 
-HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 256 * 1024
 
 DOCS = web.AppKey("docs", DocumentStore)
@@ -79,129 +75,6 @@ def _spawn(coro) -> None:
     task = asyncio.get_running_loop().create_task(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
-
-
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
-class Settings(BaseSettings):
-    """Every setting is an environment variable (names in `validation_alias`)."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    # Azure Bot Service registration; empty app id = local development, no auth
-    app_id: str = Field("", validation_alias=_env("MICROSOFT_APP_ID", "MicrosoftAppId"))
-    app_password: str = Field(
-        "", validation_alias=_env("MICROSOFT_APP_PASSWORD", "MicrosoftAppPassword")
-    )
-    app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
-        "MultiTenant", validation_alias=_env("MICROSOFT_APP_TYPE", "MicrosoftAppType")
-    )
-    # the Microsoft Entra tenant of a SingleTenant / MSI bot (not a help-desk tenant)
-    aad_tenant_id: str = Field(
-        "", validation_alias=_env("MICROSOFT_APP_TENANT_ID", "MicrosoftAppTenantId")
-    )
-    host: str = Field("127.0.0.1", validation_alias=_env("SWITCHBOARD_HOST", "HOST"))
-    port: int = Field(3978, validation_alias=_env("SWITCHBOARD_PORT", "PORT"))
-    config_path: str = Field(
-        str(HERE / "examples" / "helpdesk.yaml"), validation_alias=_env("SWITCHBOARD_CONFIG")
-    )
-    store: Literal["embedded", "cosmos"] = Field(
-        "embedded", validation_alias=_env("SWITCHBOARD_STORE")
-    )
-    db_path: str = Field(
-        str(HERE / "data" / "switchboard.sqlite3"), validation_alias=_env("SWITCHBOARD_DB_PATH")
-    )
-    cosmos_endpoint: str = Field("", validation_alias=_env("COSMOS_ENDPOINT"))
-    cosmos_database: str = Field("switchboard", validation_alias=_env("COSMOS_DATABASE"))
-    cosmos_key: str = Field("", validation_alias=_env("COSMOS_KEY"))
-    cosmos_verify: bool = Field(True, validation_alias=_env("COSMOS_VERIFY_TLS"))
-    # where Cosmos throughput is set: shared by the database, per container, or not here
-    # (serverless accounts, or containers made by infra/)
-    cosmos_throughput: Literal["database", "container", "none"] = Field(
-        "database", validation_alias=_env("COSMOS_THROUGHPUT")
-    )
-    cosmos_autoscale_max: int = Field(
-        1000, ge=1000, multiple_of=1000, validation_alias=_env("COSMOS_AUTOSCALE_MAX")
-    )
-    # closed chats, their transcripts, de-duplication records: kept this long, then expire
-    retention_days: float = Field(
-        DEFAULT_RETENTION_DAYS, gt=0, le=3650, validation_alias=_env("SWITCHBOARD_RETENTION_DAYS")
-    )
-    # how often the embedded store deletes what expired (seconds; Cosmos does it itself)
-    purge_interval: float = Field(
-        300.0, ge=0, validation_alias=_env("SWITCHBOARD_PURGE_INTERVAL")
-    )
-    # this instance's name: the same across restarts (a restarted instance knows that what
-    # its previous process was sending died with it); default: App Service's or Container
-    # Apps' instance name, else host:port
-    instance_name: str = Field("", validation_alias=_env("SWITCHBOARD_INSTANCE"))
-    # how long a message's sender holds it before another instance may deliver it
-    delivery_lease_seconds: float = Field(
-        60.0, ge=5, le=3600, validation_alias=_env("SWITCHBOARD_DELIVERY_LEASE_SECONDS")
-    )
-    # how often one instance sweeps for messages owed and transfers left half-done
-    # (seconds); 0 = only at start
-    sweep_interval: float = Field(15.0, ge=0, validation_alias=_env("SWITCHBOARD_SWEEP_INTERVAL"))
-    # on SIGTERM: how long turns in flight may take to finish their sends
-    shutdown_seconds: float = Field(
-        30.0, ge=0, validation_alias=_env("SWITCHBOARD_SHUTDOWN_SECONDS")
-    )
-    # send Action.Execute (Universal Actions) buttons instead of Action.Submit
-    use_execute: bool = Field(False, validation_alias=_env("SWITCHBOARD_USE_EXECUTE"))
-    # Accept buttons on agents' offer cards as Action.Execute (Universal Actions)
-    offer_execute: bool = Field(True, validation_alias=_env("SWITCHBOARD_OFFER_EXECUTE"))
-    # how often this instance looks for due timers (seconds); 0 = only when asked (tests)
-    timer_interval: float = Field(1.0, ge=0, validation_alias=_env("SWITCHBOARD_TIMER_INTERVAL"))
-    # outgoing messages: Teams' published limits, and how long a send may keep retrying
-    sends_per_conversation: float = Field(
-        7.0, gt=0, validation_alias=_env("SWITCHBOARD_SENDS_PER_CONVERSATION")
-    )
-    sends_per_app: float = Field(50.0, gt=0, validation_alias=_env("SWITCHBOARD_SENDS_PER_APP"))
-    send_retry_seconds: float = Field(
-        30.0, ge=0, validation_alias=_env("SWITCHBOARD_SEND_RETRY_SECONDS")
-    )
-    # where the bot gets its outgoing token (default: Microsoft's login for its app type)
-    login_url: str | None = Field(
-        None, validation_alias=_env("TO_CHANNEL_FROM_BOT_LOGIN_URL")
-    )
-    # false: botbuilder's turn exactly as shipped (for comparison; slower, no send limiter)
-    lean_adapter: bool = Field(True, validation_alias=_env("SWITCHBOARD_LEAN_ADAPTER"))
-    log_level: str = Field("INFO", validation_alias=_env("SWITCHBOARD_LOG_LEVEL"))
-    # with no app id (no authentication), listen beyond loopback anyway
-    allow_unauthenticated: bool = Field(
-        False, validation_alias=_env("SWITCHBOARD_ALLOW_UNAUTHENTICATED")
-    )
-    # where the adapter fetches the keys that sign Bot Framework tokens (tests use loopback)
-    openid_metadata_url: str | None = Field(
-        None, validation_alias=_env("TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL")
-    )
-    token_issuer: str | None = Field(
-        None, validation_alias=_env("TO_BOT_FROM_CHANNEL_TOKEN_ISSUER")
-    )
-
-
-def make_store(settings: Settings) -> DocumentStore:
-    return create_store(
-        settings.store,
-        db_path=settings.db_path,
-        cosmos_endpoint=settings.cosmos_endpoint or None,
-        cosmos_database=settings.cosmos_database,
-        cosmos_key=settings.cosmos_key or None,
-        cosmos_verify=settings.cosmos_verify,
-        cosmos_throughput=settings.cosmos_throughput,
-        cosmos_autoscale_max=settings.cosmos_autoscale_max,
-    )
-
-
-def instance_name(settings: Settings) -> str:
-    """A name that survives a restart of this instance (not of another one)."""
-    for name in (settings.instance_name, os.environ.get("WEBSITE_INSTANCE_ID"),
-                 os.environ.get("CONTAINER_APP_REPLICA_NAME")):
-        if name:
-            return name.replace("/", "_")
-    return f"{socket.gethostname()}:{settings.port}"
 
 
 def create_app(
@@ -298,6 +171,8 @@ def create_app(
         snap = await publish(docs, config)
         log.info("config published", extra={"digest": snap.digest, "source": snap.source})
         await sweep_once()
+        log.info("listening", extra={"store": settings.store, "config": settings.config_path,
+                                     "instance": owner.name})
         if settings.timer_interval > 0:
             runner.start()
             engine.kick = desk.kick = lambda: _spawn(runner.run_once())
@@ -371,40 +246,75 @@ def _local_mode_banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _refuse(*lines: str) -> NoReturn:
+    """A mistake in how the bot was started: one line each, exit code 2."""
+    for line in lines:
+        print(f"switchboard: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything else happens (nothing is written to the
+    store by a bot that cannot serve)."""
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        _refuse(f"SWITCHBOARD_HOST={settings.host!r}: not an address this machine has "
+                f"({exc.strerror}): use 127.0.0.1, 0.0.0.0 or one of its addresses")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(512)
+    except OSError as exc:
+        sock.close()
+        _refuse(f"SWITCHBOARD_PORT={settings.port}: cannot listen on {settings.host}:"
+                f"{settings.port} ({exc.strerror}): another program (another bot?) uses it; "
+                f"stop it or choose another port")
+    return sock
+
+
 def main() -> None:
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _refuse(*exc.problems)
     configure_logging(settings.log_level)
+    for line in unknown(dict(os.environ)):
+        print(f"switchboard: warning: {line}", file=sys.stderr)
     if not settings.app_id and not is_loopback(settings.host) and (
         not settings.allow_unauthenticated
     ):
-        print(
-            f"switchboard: refusing to start: no MICROSOFT_APP_ID (local development mode, "
+        _refuse(
+            f"refusing to start: no MICROSOFT_APP_ID (local development mode, "
             f"requests are not authenticated) and SWITCHBOARD_HOST={settings.host} is not a "
             f"loopback address, so anyone who can reach it could write to the bot as anyone. "
             f"Set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD, or listen on 127.0.0.1, or set "
-            f"SWITCHBOARD_ALLOW_UNAUTHENTICATED=true if you really mean it.",
-            file=sys.stderr,
+            f"SWITCHBOARD_ALLOW_UNAUTHENTICATED=true if you really mean it."
         )
-        raise SystemExit(2)
     try:
         app = create_app(settings)
     except ConfigError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _refuse(str(exc))
+    sock = _listen(settings)
     if not settings.app_id:
         log.warning(
             "LOCAL DEVELOPMENT MODE: no MICROSOFT_APP_ID, so requests are not authenticated"
         )
         print(_local_mode_banner(settings), file=sys.stderr, flush=True)
-    log.info(
-        "listening",
-        extra={"url": f"http://{settings.host}:{settings.port}/api/messages",
-               "store": settings.store, "config": settings.config_path},
-    )
-    # SIGTERM (every deploy, every scale-in): stop taking new turns, let those in flight
-    # finish with their sends, then exit
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None,
-                shutdown_timeout=settings.shutdown_seconds)
+    try:
+        # SIGTERM (every deploy, every scale-in): stop taking new turns, let those in flight
+        # finish with their sends, then exit
+        web.run_app(app, sock=sock, print=None, access_log=None,
+                    shutdown_timeout=settings.shutdown_seconds)
+    except StoreError as exc:
+        where = (f"COSMOS_ENDPOINT={settings.cosmos_endpoint}" if settings.store == "cosmos"
+                 else f"SWITCHBOARD_DB_PATH={settings.db_path}")
+        _refuse(f"{where}: the store cannot be used ({exc}): check it is reachable and that "
+                f"the bot may use it (for Cosmos DB: the endpoint, COSMOS_KEY or the managed "
+                f"identity's data-plane role)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from admin import agents, config, faq, manifest, sessions, simulate
+from admin import agents, config, export, faq, manifest, sessions, simulate
 
 app = typer.Typer(
     name="switchboard-admin",
@@ -23,6 +23,7 @@ app.command("simulate")(simulate.simulate)
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(agents.app, name="agents")
 app.add_typer(faq.app, name="faq")
+sessions.app.command("export")(export.export)
 
 
 def main() -> None:

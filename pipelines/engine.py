@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cards.actionable import actionable
-from cards.binding import bind
+from cards.binding import bind, bind_text
 from pipelines.actions import get_action
 from pipelines.actions.base import Close, Goto, GuestInput, Outcome, Transfer, Wait
 from pipelines.config import PipelineConfig, StageConfig, SwitchboardConfig, TenantConfig
@@ -117,7 +117,8 @@ class Turn:
         return bind(template, self.values())
 
     def bind_text(self, text: str) -> str:
-        return bind(text, self.values())
+        # always text, even when the whole text is one `${...}` of a number
+        return bind_text(text, self.values())
 
     def template(self, stage: StageConfig, setting: str) -> dict[str, Any]:
         return self.config.template(self.tenant.id, self.pipeline.id, stage.key, setting)

@@ -17,6 +17,7 @@ def create_store(
     cosmos_verify: bool = True,
     cosmos_throughput: Literal["database", "container", "none"] = "database",
     cosmos_autoscale_max: int = 1000,
+    cosmos_retry_seconds: float = 30.0,
 ) -> DocumentStore:
     if kind == "embedded":
         from storage.embedded import EmbeddedStore
@@ -34,5 +35,6 @@ def create_store(
             connection_verify=cosmos_verify,
             throughput=cosmos_throughput,
             autoscale_max=cosmos_autoscale_max,
+            max_retry_seconds=cosmos_retry_seconds,
         )
     raise ValueError(f"unknown store {kind!r}: use embedded or cosmos")

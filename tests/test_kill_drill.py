@@ -1,0 +1,278 @@
+"""The kill drill: real bot processes killed with SIGKILL while 30 guests go through a help
+desk past an HR transfer, as Teams would deliver them (issue 11).
+
+Each guest waits for the prompt they must answer before answering it, as a person does.
+When a post gets no answer (the process died under it), Teams delivers the same activity
+again once a bot answers. A killer SIGKILLs a bot process at random moments, ten times, and
+starts it again at once (the same instance: the same name, port and store). Then:
+
+- every guest got every prompt they had to answer (none stalled), at most twice;
+- no informational message arrived twice (at most one, in flight at a kill, is missing);
+- every chat ended closed, both sessions carry the six keys, every answer is stored, and
+  nothing is left owed.
+
+On the embedded store one process; on Cosmos DB (the local server) two instances sharing it,
+each guest's activities alternating between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import subprocess
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from cards.actionable import actionable
+from cards.text import card_text
+from storage.sessions import SessionStore
+from tests import teams
+from tests.bot_process import clean_env, free_port, start_bot
+from tests.connector import Connector, Sent, start_connector
+
+DRILL = Path(__file__).parent / "e2e_configs" / "drill.yaml"
+GUESTS = 30
+KILLS = 10
+# how long a guest waits for a prompt before they count as stalled
+PATIENCE = 25.0
+
+
+@dataclass
+class Bot:
+    """One bot instance: a process that can be killed and started again, the same instance."""
+
+    name: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/messages"
+
+    async def start(self) -> None:
+        env = {**self.env, "SWITCHBOARD_PORT": str(self.port), "SWITCHBOARD_INSTANCE": self.name}
+        self.process = await asyncio.to_thread(start_bot, env, self.port)
+        self.up.set()
+
+    async def kill(self) -> None:
+        self.up.clear()
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(self.process.wait)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            await asyncio.to_thread(self.process.wait, 30)
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+def _words(sent: Sent) -> str:
+    text = sent.text or "\n".join(card_text(c) for c in sent.cards)
+    return " ".join(text.split())
+
+
+@dataclass
+class Guest:
+    user: teams.TeamsUser
+    connector: Connector
+    stalled: list[str] = field(default_factory=list)
+
+    def said(self) -> list[Sent]:
+        return self.connector.to(self.user.conversation_id)
+
+    def last_card(self) -> dict[str, Any]:
+        for sent in reversed(self.said()):
+            for card in sent.cards:
+                if list(teams._actions(card)):
+                    return card
+        raise AssertionError("no card with buttons")
+
+    async def wait_for(self, words: str, seen: int) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE
+        while loop.time() < deadline:
+            if any(words in _words(s) for s in self.said()[seen:]):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+async def _deliver(http: aiohttp.ClientSession, bots: list[Bot], turn: int,
+                   activity: dict[str, Any]) -> None:
+    """As Teams: post until a bot answers, the same activity each time."""
+    for attempt in range(200):
+        bot = bots[(turn + attempt) % len(bots)]
+        await bot.up.wait()
+        try:
+            async with http.post(bot.url, json=activity,
+                                 timeout=aiohttp.ClientTimeout(total=30)) as response:
+                await response.read()
+                if response.status < 500:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("no bot answered")
+
+
+async def _play(guest: Guest, http: aiohttp.ClientSession, bots: list[Bot], url: str) -> None:
+    user = guest.user
+    steps: list[tuple[str, Any]] = [
+        ("What do you need help with?", lambda: teams.message(user, url, "hi")),
+        ("Which department should handle this?",
+         lambda: teams.submit(user, url, guest.last_card(), {"answer": "My payslip is wrong"})),
+        ("What is your employee number?",
+         lambda: teams.submit(user, url, guest.last_card(), {}, "HR")),
+        ("Which topic is it about?",
+         lambda: teams.submit(user, url, guest.last_card(), {"answer": "E12345"})),
+        ("How did we do?", lambda: teams.submit(user, url, guest.last_card(), {}, "Pay")),
+        ("Your request is closed", lambda: teams.message(user, url, "5")),
+    ]
+    for turn, (expect, build) in enumerate(steps):
+        seen = len(guest.said())
+        await _deliver(http, bots, turn, build())
+        if not await guest.wait_for(expect, seen):
+            guest.stalled.append(expect)
+            return
+
+
+async def _killer(bots: list[Bot], done: asyncio.Event, seed: int) -> int:
+    rng = random.Random(seed)
+    kills = 0
+    while kills < KILLS and not done.is_set():
+        await asyncio.sleep(rng.uniform(0.2, 1.2))
+        bot = rng.choice(bots)
+        if not bot.up.is_set():
+            continue
+        await bot.kill()
+        kills += 1
+        await asyncio.sleep(rng.uniform(0.0, 0.5))
+        await bot.start()
+    return kills
+
+
+async def _drill(tmp_path: Path, env: dict[str, str], instances: int, make_docs) -> None:
+    connector, runner = await start_connector()
+    bots = [Bot(f"drill-{chr(97 + i)}-{uuid.uuid4().hex[:4]}", env) for i in range(instances)]
+    guests = [Guest(teams.TeamsUser.make(f"Guest {n:02d}"), connector) for n in range(GUESTS)]
+    try:
+        for bot in bots:
+            await bot.start()
+        done = asyncio.Event()
+        killer = asyncio.create_task(_killer(bots, done, seed=len(tmp_path.name)))
+        async with aiohttp.ClientSession() as http:
+
+            async def guest_plays(index: int, guest: Guest) -> None:
+                await asyncio.sleep(index * 0.15)  # arriving one after another
+                await _play(guest, http, bots, connector.url)
+
+            await asyncio.gather(*(guest_plays(i, g) for i, g in enumerate(guests)))
+        done.set()
+        kills = await killer
+    finally:
+        for bot in bots:
+            with contextlib.suppress(Exception):
+                await bot.stop()
+        await runner.cleanup()
+    assert kills >= 5, f"only {kills} kills happened: the drill proved little"
+
+    stalled = {g.user.name: g.stalled for g in guests if g.stalled}
+    assert not stalled, f"guests left without what they must act on: {stalled}"
+    lost = 0
+    for guest in guests:
+        counts = Counter(_words(s) for s in guest.said())
+        must_act = {_words(s) for s in guest.said() if any(actionable(c) for c in s.cards)}
+        twice = {w: n for w, n in counts.items() if n > 1 and w not in must_act}
+        assert not twice, f"{guest.user.name} got informational messages twice: {twice}"
+        assert all(n <= 2 for w, n in counts.items() if w in must_act), counts
+        expected = ["welcome to the Service Desk", "Moving you from Service Desk to HR",
+                    "HR has your request about pay", "Thank you for your feedback!",
+                    "Your request is closed. Goodbye!"]
+        lost += sum(1 for e in expected if not any(e in w for w in counts))
+    assert lost <= kills, f"{lost} informational messages lost in {kills} kills"
+
+    docs = make_docs()
+    await docs.open()
+    try:
+        store = SessionStore(docs)
+        everything = await store.list(limit=1000)
+        for guest in guests:
+            mine = [s for s in everything if s.conversation_id == guest.user.conversation_id]
+            states = sorted((s.tenant_id, s.state.value) for s in mine)
+            assert states == [("desk", "transferred"), ("hr", "resolved")], (guest, states)
+            desk = next(s for s in mine if s.tenant_id == "desk")
+            hr = next(s for s in mine if s.tenant_id == "hr")
+            keys = {"Session.TransferredFrom.SessionId": desk.id,
+                    "Session.TransferredTo.SessionId": hr.id,
+                    "Session.TransferredFrom.TenantId": "desk",
+                    "Session.TransferredTo.TenantId": "hr"}
+            for session in (desk, hr):
+                assert {k: session.metadata.get(k) for k in keys} == keys
+                assert not session.owed, f"{guest.user.name}: {session.tenant_id} owes"
+            assert hr.metadata["Answers.Need"] == "My payslip is wrong"
+            assert hr.metadata["Answers.EmployeeNumber"] == "E12345"
+            assert hr.metadata["Answers.Topic"] in ("pay", "Pay")
+            assert hr.metadata["Feedback.Rating"] in (5, "5")
+    finally:
+        await docs.close()
+
+
+def _env(**values: str) -> dict[str, str]:
+    return clean_env(
+        SWITCHBOARD_CONFIG=str(DRILL),
+        SWITCHBOARD_HOST="127.0.0.1",
+        # recovery within a guest's patience: short leases, a sweep every two seconds
+        SWITCHBOARD_DELIVERY_LEASE_SECONDS="8",
+        SWITCHBOARD_SWEEP_INTERVAL="2",
+        # Teams' throttling is not what this is about
+        SWITCHBOARD_SENDS_PER_CONVERSATION="1000",
+        SWITCHBOARD_SENDS_PER_APP="100000",
+        SWITCHBOARD_LOG_LEVEL="WARNING",
+        **values,
+    )
+
+
+@pytest.mark.timeout(600)
+async def test_the_kill_drill_on_the_embedded_store(tmp_path):
+    from storage.embedded import EmbeddedStore
+
+    db = tmp_path / "drill.sqlite3"
+    await _drill(tmp_path, _env(SWITCHBOARD_DB_PATH=str(db)), 1, lambda: EmbeddedStore(db))
+
+
+@pytest.mark.timeout(600)
+async def test_the_kill_drill_on_cosmos_with_two_instances(tmp_path, cosmos_server):
+    from storage.cosmos import CosmosStore
+
+    database = f"drill-{uuid.uuid4().hex}"
+    env = _env(SWITCHBOARD_STORE="cosmos", COSMOS_ENDPOINT=cosmos_server.endpoint,
+               COSMOS_KEY=cosmos_server.key, COSMOS_DATABASE=database,
+               COSMOS_VERIFY_TLS="false")
+
+    def make():
+        return CosmosStore(cosmos_server.endpoint, database, key=cosmos_server.key,
+                           connection_verify=False)
+
+    try:
+        await _drill(tmp_path, env, 2, make)
+    finally:
+        store = make()
+        await store.open()
+        await store.delete_database()
+        await store.close()
+
+
