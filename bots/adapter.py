@@ -286,8 +286,8 @@ async def on_turn_error(context: TurnContext, error: Exception) -> None:
     if context.activity.type == "message":
         try:
             await context.send_activity(
-                "Sorry, something went wrong on our side. Your message was kept; "
-                "please try again in a moment."
+                "Sorry, something went wrong on our side. If you get no answer in a "
+                "minute, please send that again."
             )
         except Exception:  # the connector may be what failed
             log.warning("could not tell the user about the failure")

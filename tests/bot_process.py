@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,14 +30,23 @@ def clean_env(**values: str) -> dict[str, str]:
     return env
 
 
-def start_bot(env: dict[str, str], port: int, timeout: float = 60) -> subprocess.Popen:
-    """Start app.py with `env` and wait until its /healthz answers 200 (stderr is piped)."""
+def start_bot(env: dict[str, str], port: int, timeout: float = 60,
+              log_file: Path | None = None) -> subprocess.Popen:
+    """Start app.py with `env` and wait until its /healthz answers 200 (stderr is piped, or
+    written to `log_file`)."""
+    stderr: Any = subprocess.PIPE
+    if log_file is not None:
+        stderr = log_file.open("w")
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    if log_file is not None:
+        stderr.close()  # the child has its own handle
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise AssertionError(f"the bot exited: {process.communicate()[1][-2000:]}")
+            said = (log_file.read_text() if log_file is not None
+                    else process.communicate()[1])
+            raise AssertionError(f"the bot exited: {said[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 if r.status == 200:
