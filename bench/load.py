@@ -1,7 +1,7 @@
 """Load benchmark: Switchboard against a stock botbuilder echo bot and a bare aiohttp handler.
 
-    .venv/bin/python bench/load.py            # the full run (< 10 min on 2 cores)
-    .venv/bin/python bench/load.py --quick    # a smoke run (< 60 s)
+    .venv/bin/python bench/load.py            # the full run (5-11 min on 2 cores)
+    .venv/bin/python bench/load.py --quick    # a smoke run (about a minute)
 
 This process is the load generator: N guests at once (N = 1, 16, 64), each running the
 seed scenario over HTTP with Teams-shaped activities whose serviceUrl is a lean local
@@ -49,6 +49,7 @@ from proc import (  # noqa: E402
     MachineCpu,
     cpu_seconds,
     free_port,
+    loop_thread_cpu,
     memory_kib,
     pin,
     tail,
@@ -210,6 +211,7 @@ class Window:
     server_core_busy: float = 0.0
     client_core_busy: float = 0.0
     hwm_kib: int = 0
+    loop_cpu: float = 0.0  # the server's main thread (its event loop); the rest: other threads
     rss_kib: int = 0
     connector: dict[str, int] = field(default_factory=dict)
     client_connections: int = 0
@@ -255,6 +257,7 @@ class Window:
             "transfer_p99_ms": pct(self.latencies["transfer"], 99),
             "transfers": len(self.latencies["transfer"]),
             "server_cpu_ms_per_turn": self.cpu_ms_per_turn,
+            "server_loop_thread_cpu_s": self.loop_cpu,
             "server_core_busy": self.server_core_busy,
             "client_core_busy": self.client_core_busy,
             "connector_cpu_s": self.connector_cpu, "loadgen_cpu_s": self.loadgen_cpu,
@@ -546,13 +549,14 @@ class Meter:
         self.rig = rig
         self.pid = server_pid
 
-    def snap(self) -> tuple[float, float, float, MachineCpu, float]:
+    def snap(self) -> tuple[float, float, float, MachineCpu, float, float]:
         assert self.rig.connector is not None
         return (cpu_seconds(self.pid), cpu_seconds(self.rig.connector.pid), cpu_seconds(),
-                MachineCpu.read(), time.perf_counter())
+                MachineCpu.read(), time.perf_counter(), loop_thread_cpu(self.pid))
 
     def fill(self, win: Window, before, after) -> None:
         win.server_cpu = after[0] - before[0]
+        win.loop_cpu = after[5] - before[5]
         win.connector_cpu = after[1] - before[1]
         win.loadgen_cpu = after[2] - before[2]
         busy = after[3].busy_seconds_since(before[3])
@@ -892,6 +896,7 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 fmt(pct(lat, 99), 2), fmt(w.cpu_ms_per_turn, 2),
                 fmt(1000 / w.cpu_ms_per_turn if w.cpu_ms_per_turn else float("nan"), 0),
                 f"{100 * w.server_cpu / w.seconds:.0f}%" if w.seconds else "-",
+                f"{100 * (1 - w.loop_cpu / w.server_cpu):.0f}%" if w.server_cpu else "-",
                 f"{w.hwm_kib / 1024:.1f}", fmt(w.replies / w.turns if w.turns else 0, 2),
                 w.connector.get("accepted", 0), fmt(w.conns_per_reply, 3),
                 f"{100 * (w.loadgen_cpu + w.connector_cpu) / w.seconds:.0f}%" if w.seconds
@@ -901,15 +906,18 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 w.errors,
             ])
     p(table(rows, ["server", "N", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms",
-                   "CPU ms/turn", "1-core cap/s", "srv CPU", "peak MB", "replies/turn",
+                   "CPU ms/turn", "1-core cap/s", "srv CPU", "threads", "peak MB",
+                   "replies/turn",
                    "new conns", "conns/reply", "load CPU", "conn us/reply", "other",
                    "errors"]))
     p("  CPU ms/turn: the server process's user+sys CPU over the window / turns. 1-core cap/s: "
       "1000 / that (what one")
     p("  core could serve if nothing else limited it). srv CPU / load CPU: CPU used by the "
       "server / by the load generator")
-    p("  + connector, % of one core. new conns: TCP connections the connector accepted "
-      "from the bot in the window.")
+    p("  + connector, % of one core. threads: the share of the server's CPU spent outside its "
+      "main thread (the event loop):")
+    p("  Switchboard's store threads, the echo bot's `requests` pool. new conns: TCP "
+      "connections the connector accepted from the bot in the window.")
     p("  conn us/reply: connector CPU per reply. other: CPU used by processes outside the "
       "benchmark (noise), % of one core.")
     warn = []
@@ -1247,7 +1255,8 @@ async def main_async(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run < 60 s")
+    parser.add_argument("--quick", action="store_true",
+                        help="small counts: a smoke run of about a minute")
     parser.add_argument("--servers", nargs="+", default=["bare", "echo", "switchboard"],
                         choices=["bare", "echo", "switchboard"])
     parser.add_argument("--config", default=str(ROOT / "examples" / "helpdesk.yaml"))
