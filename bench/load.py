@@ -917,7 +917,8 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
     p("  + connector, % of one core. threads: the share of the server's CPU spent outside its "
       "main thread (the event loop):")
     p("  Switchboard's store threads, the echo bot's `requests` pool. new conns: TCP "
-      "connections the connector accepted from the bot in the window.")
+      "connections the connector accepted")
+    p("  from the bot in the window.")
     p("  conn us/reply: connector CPU per reply. other: CPU used by processes outside the "
       "benchmark (noise), % of one core.")
     warn = []
