@@ -1,15 +1,16 @@
 """Load benchmark: Switchboard against a stock botbuilder echo bot and a bare aiohttp handler.
 
-    .venv/bin/python bench/load.py            # the full run (< 10 min on 2 cores)
-    .venv/bin/python bench/load.py --quick    # a smoke run (< 60 s)
+    .venv/bin/python bench/load.py            # the full run (5-11 min on 2 cores)
+    .venv/bin/python bench/load.py --quick    # a smoke run (about a minute)
 
 This process is the load generator: N guests at once (N = 1, 16, 64), each running the
 seed scenario over HTTP with Teams-shaped activities whose serviceUrl is a lean local
 connector (bench/lean_connector.py, its own process). Three servers are measured, each
 its own subprocess on a free loopback port, one at a time: a bare aiohttp handler (the
 HTTP ceiling), the stock echo bot (bench/servers/echo_bot.py) and Switchboard (app.py with
-the embedded store on a temp file). See bench/README.md for the method and how to read
-the output.
+the embedded store on a temp file, pre-filled with 100,000 documents of template chats, its
+timers, delivery sweep and expiry purge at their default intervals). See bench/README.md for
+the method and how to read the output.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +41,7 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))  # the bot's own modules, for the pre-fill
 
 from policy import ConfigView, Guest, Step, replies_from  # noqa: E402
 from proc import (  # noqa: E402
@@ -46,6 +49,7 @@ from proc import (  # noqa: E402
     MachineCpu,
     cpu_seconds,
     free_port,
+    loop_thread_cpu,
     memory_kib,
     pin,
     tail,
@@ -207,6 +211,7 @@ class Window:
     server_core_busy: float = 0.0
     client_core_busy: float = 0.0
     hwm_kib: int = 0
+    loop_cpu: float = 0.0  # the server's main thread (its event loop); the rest: other threads
     rss_kib: int = 0
     connector: dict[str, int] = field(default_factory=dict)
     client_connections: int = 0
@@ -252,6 +257,7 @@ class Window:
             "transfer_p99_ms": pct(self.latencies["transfer"], 99),
             "transfers": len(self.latencies["transfer"]),
             "server_cpu_ms_per_turn": self.cpu_ms_per_turn,
+            "server_loop_thread_cpu_s": self.loop_cpu,
             "server_core_busy": self.server_core_busy,
             "client_core_busy": self.client_core_busy,
             "connector_cpu_s": self.connector_cpu, "loadgen_cpu_s": self.loadgen_cpu,
@@ -363,10 +369,43 @@ class Rig:
         return proc
 
 
-def specs(workdir: Path, config: Path, keep_rate_limits: bool) -> dict[str, Callable]:
-    base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("MICROSOFT_APP", "SWITCHBOARD_", "COSMOS_"))}
-    base_env["PYTHONUNBUFFERED"] = "1"
+def base_environment() -> dict[str, str]:
+    """This process's environment without any setting of the bot's (each server gets its own)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MICROSOFT_APP", "SWITCHBOARD_", "COSMOS_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def switchboard_spec(port: int, config: Path, keep_rate_limits: bool,
+                     store: dict[str, str]) -> ServerSpec:
+    """app.py as it runs: timers, the delivery sweep and the expiry purge at their default
+    intervals (none of their settings is set), on the store that `store` names."""
+    env = {
+        **base_environment(),
+        "SWITCHBOARD_HOST": "127.0.0.1",
+        "SWITCHBOARD_PORT": str(port),
+        "SWITCHBOARD_CONFIG": str(config),
+        "MICROSOFT_APP_ID": "",
+        "MICROSOFT_APP_PASSWORD": "",
+        **store,
+    }
+    if not keep_rate_limits:
+        # Teams' throttling, as the bot models it, is not the bot's cost: lifted
+        env["SWITCHBOARD_SENDS_PER_APP"] = "1000000"
+        env["SWITCHBOARD_SENDS_PER_CONVERSATION"] = "1000000"
+    return ServerSpec("switchboard", [PYTHON, "app.py"], env, "switchboard", "/healthz")
+
+
+def embedded(path: Path) -> dict[str, str]:
+    return {"SWITCHBOARD_STORE": "embedded", "SWITCHBOARD_DB_PATH": str(path)}
+
+
+def specs(workdir: Path, config: Path, keep_rate_limits: bool,
+          prefilled: Path | None = None) -> dict[str, Callable]:
+    """The three servers. Switchboard runs on `prefilled` (a store file filled beforehand)
+    when given, else on a new file."""
+    base_env = base_environment()
 
     def bare(port: int) -> ServerSpec:
         return ServerSpec("bare", [PYTHON, str(HERE / "servers" / "bare.py"), "--port",
@@ -377,22 +416,9 @@ def specs(workdir: Path, config: Path, keep_rate_limits: bool) -> dict[str, Call
                                    str(port)], base_env, "plain")
 
     def switchboard(port: int, db_name: str = "switchboard.sqlite3") -> ServerSpec:
-        env = {
-            **base_env,
-            "SWITCHBOARD_HOST": "127.0.0.1",
-            "SWITCHBOARD_PORT": str(port),
-            "SWITCHBOARD_DB_PATH": str(workdir / db_name),
-            "SWITCHBOARD_CONFIG": str(config),
-            "SWITCHBOARD_STORE": "embedded",
-            "SWITCHBOARD_TIMER_INTERVAL": "0",
-            "MICROSOFT_APP_ID": "",
-            "MICROSOFT_APP_PASSWORD": "",
-        }
-        if not keep_rate_limits:
-            # Teams' throttling, as the bot models it, is not the bot's cost: lifted
-            env["SWITCHBOARD_SENDS_PER_APP"] = "1000000"
-            env["SWITCHBOARD_SENDS_PER_CONVERSATION"] = "1000000"
-        return ServerSpec("switchboard", [PYTHON, "app.py"], env, "switchboard", "/healthz")
+        path = workdir / db_name if prefilled is None or db_name != "switchboard.sqlite3" \
+            else prefilled
+        return switchboard_spec(port, config, keep_rate_limits, embedded(path))
 
     return {"bare": bare, "echo": echo, "switchboard": switchboard}
 
@@ -523,13 +549,14 @@ class Meter:
         self.rig = rig
         self.pid = server_pid
 
-    def snap(self) -> tuple[float, float, float, MachineCpu, float]:
+    def snap(self) -> tuple[float, float, float, MachineCpu, float, float]:
         assert self.rig.connector is not None
         return (cpu_seconds(self.pid), cpu_seconds(self.rig.connector.pid), cpu_seconds(),
-                MachineCpu.read(), time.perf_counter())
+                MachineCpu.read(), time.perf_counter(), loop_thread_cpu(self.pid))
 
     def fill(self, win: Window, before, after) -> None:
         win.server_cpu = after[0] - before[0]
+        win.loop_cpu = after[5] - before[5]
         win.connector_cpu = after[1] - before[1]
         win.loadgen_cpu = after[2] - before[2]
         busy = after[3].busy_seconds_since(before[3])
@@ -869,6 +896,7 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 fmt(pct(lat, 99), 2), fmt(w.cpu_ms_per_turn, 2),
                 fmt(1000 / w.cpu_ms_per_turn if w.cpu_ms_per_turn else float("nan"), 0),
                 f"{100 * w.server_cpu / w.seconds:.0f}%" if w.seconds else "-",
+                f"{100 * (1 - w.loop_cpu / w.server_cpu):.0f}%" if w.server_cpu else "-",
                 f"{w.hwm_kib / 1024:.1f}", fmt(w.replies / w.turns if w.turns else 0, 2),
                 w.connector.get("accepted", 0), fmt(w.conns_per_reply, 3),
                 f"{100 * (w.loadgen_cpu + w.connector_cpu) / w.seconds:.0f}%" if w.seconds
@@ -878,15 +906,19 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
                 w.errors,
             ])
     p(table(rows, ["server", "N", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms",
-                   "CPU ms/turn", "1-core cap/s", "srv CPU", "peak MB", "replies/turn",
+                   "CPU ms/turn", "1-core cap/s", "srv CPU", "threads", "peak MB",
+                   "replies/turn",
                    "new conns", "conns/reply", "load CPU", "conn us/reply", "other",
                    "errors"]))
     p("  CPU ms/turn: the server process's user+sys CPU over the window / turns. 1-core cap/s: "
       "1000 / that (what one")
     p("  core could serve if nothing else limited it). srv CPU / load CPU: CPU used by the "
       "server / by the load generator")
-    p("  + connector, % of one core. new conns: TCP connections the connector accepted "
-      "from the bot in the window.")
+    p("  + connector, % of one core. threads: the share of the server's CPU spent outside its "
+      "main thread (the event loop):")
+    p("  Switchboard's store threads, the echo bot's `requests` pool. new conns: TCP "
+      "connections the connector accepted")
+    p("  from the bot in the window.")
     p("  conn us/reply: connector CPU per reply. other: CPU used by processes outside the "
       "benchmark (noise), % of one core.")
     warn = []
@@ -1126,12 +1158,36 @@ def environment(rig: Rig, args) -> list[str]:
     if args.nice:
         lines.append(f"priority: nice {args.nice} for the servers, the connector and the load "
                      "generator")
-    lines.append("switchboard: embedded store on a temp file, SWITCHBOARD_TIMER_INTERVAL=0, "
+    store = (f"embedded store pre-filled with {args.prefilled:,} documents of template chats "
+             "(bench/growth_fill.py; --prefill)" if args.prefilled else
+             "embedded store on a new, empty file (--prefill 0)")
+    lines.append(f"switchboard: {store}; timers, delivery sweep and expiry purge at their "
+                 "default intervals (1 s, 15 s, 300 s: none of their settings is set); "
                  f"config {args.config}, log level INFO (its default: one JSON line per turn), "
                  + ("rate limits as configured" if args.keep_rate_limits else
                     "SWITCHBOARD_SENDS_PER_APP/PER_CONVERSATION lifted to 1e6 (Teams' throttle "
                     "model is not the bot's cost)"))
     return lines
+
+
+async def prefill(rig: Rig, workdir: Path, config_path: Path, config: ConfigView,
+                  path: Path, documents: int, say) -> int:
+    """A store file filled with copies of template chats played against the real bot
+    (bench/growth_chats.py, bench/growth_fill.py); how many documents it holds."""
+    from growth_chats import MIX, capture_templates
+    from growth_fill import Filler
+
+    from storage.models import DEFAULT_RETENTION_DAYS
+
+    started = time.perf_counter()
+    templates = await capture_templates(rig, workdir, config_path, config, lambda _: None)
+    filler = Filler(templates, MIX, DEFAULT_RETENTION_DAYS * 86_400)
+    shared = await filler.create_embedded(path)
+    filler.fill_embedded(path, max(0, documents - shared))
+    say(f"switchboard's store: pre-filled with {filler.documents:,} documents "
+        f"({filler.copies:,} chats copied from {len(templates.chats)} templates) in "
+        f"{time.perf_counter() - started:.0f}s")
+    return filler.documents
 
 
 async def main_async(args) -> int:
@@ -1161,7 +1217,14 @@ async def main_async(args) -> int:
                     f"removed ({opened} schedules; --hours always-open), so the scenario is "
                     "the same at any hour")
             await quiet_machine(args.wait_quiet, say)
-            makers = specs(workdir, config_path, args.keep_rate_limits)
+            prefilled = None
+            if "switchboard" in args.servers and args.prefill:
+                prefilled = workdir / "prefilled.sqlite3"
+                args.prefilled = await prefill(rig, workdir, config_path, config, prefilled,
+                                               args.prefill, say)
+                if not args.no_memory:  # the memory phase starts from the same store
+                    shutil.copy(prefilled, workdir / "memory.sqlite3")
+            makers = specs(workdir, config_path, args.keep_rate_limits, prefilled)
             results: dict[str, ServerResult] = {}
             names = [s for s in ("switchboard", "echo", "bare") if s in args.servers]
             plain_turns = args.plain_turns or 7
@@ -1193,7 +1256,8 @@ async def main_async(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run < 60 s")
+    parser.add_argument("--quick", action="store_true",
+                        help="small counts: a smoke run of about a minute")
     parser.add_argument("--servers", nargs="+", default=["bare", "echo", "switchboard"],
                         choices=["bare", "echo", "switchboard"])
     parser.add_argument("--config", default=str(ROOT / "examples" / "helpdesk.yaml"))
@@ -1218,8 +1282,14 @@ def main() -> int:
                              "not depend on the time of day) or as the config says")
     parser.add_argument("--wait-quiet", type=float, default=0.0,
                         help="wait up to this many seconds for other processes to go quiet")
+    parser.add_argument("--prefill", type=int, default=None,
+                        help="documents in Switchboard's store before it starts (default "
+                             "100,000; 10,000 with --quick; 0: a new, empty store)")
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.prefill is None:
+        args.prefill = 10_000 if args.quick else 100_000
+    args.prefilled = args.prefill  # the documents it holds, once filled
     args.config = os.path.abspath(args.config)
 
     def terminated(signum, frame) -> None:

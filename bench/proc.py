@@ -37,6 +37,12 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (utime + stime) / TICKS
 
 
+def loop_thread_cpu(pid: int) -> float:
+    """CPU of a process's main thread alone (/proc/<pid>/task/<pid>/stat): for an asyncio
+    server, its event loop; the rest of `cpu_seconds` is its other threads (a store's)."""
+    return cpu_seconds(f"{pid}/task/{pid}")
+
+
 def memory_kib(pid: int | str = "self") -> dict[str, int]:
     """VmRSS, VmHWM (peak RSS) and RssAnon/File/Shmem in KiB (/proc/<pid>/status)."""
     out: dict[str, int] = {}
