@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.documents import DocumentStore, WriteOp
-from storage.embedded import EmbeddedStore, schema
+from storage.embedded import EmbeddedStore, insert_sql, row_values, schema
 from storage.layout import LAYOUT, TIMERS
 
 _HEX32 = r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])"
@@ -251,13 +251,17 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _insert(db: sqlite3.Connection, rows: list[Row]) -> None:
+    """The store's own write of each row (its indexed columns filled from the body)."""
+    import json
+
     by_table: dict[str, list[tuple]] = {}
     for r in rows:
+        container = LAYOUT[r.table]
         by_table.setdefault(r.table, []).append(
-            (r.pk, r.k1, r.id, r.etag, r.expires, r.body))
+            (r.pk, r.k1, r.id, r.etag, r.expires, r.body,
+             *row_values(container, json.loads(r.body))))
     for table, values in by_table.items():
-        db.executemany(f'INSERT INTO "{table}"(pk, k1, id, etag, expires, body)'
-                       " VALUES (?,?,?,?,?,?)", values)
+        db.executemany(insert_sql(LAYOUT[table]), values)
 
 
 async def _upsert_all(docs: DocumentStore, chats: list[list[Row]], in_flight: int = 16) -> None:

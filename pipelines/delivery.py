@@ -5,11 +5,15 @@ records a state change records the messages it causes in the same batch, and add
 the session's `owed` list with a lease: (owner, until). The writer then delivers them here,
 in order, one at a time:
 
-- each message but the last is marked (its line: sent / failed / skipped) before the next
-  one is sent, so that after a crash the first message still due is the only one that can
-  have been in flight;
-- the last one is marked together with the session's write that drops everything delivered
-  from `owed` (one batch, after the message is on its way).
+- each message is marked (its line: sent / failed / skipped) before the next one is sent, so
+  that after a crash the first message still due is the only one that can have been in
+  flight; the last one is marked once it is on its way;
+- the session's `owed` list is not rewritten for that: this process remembers what it
+  delivered and drops it from `owed` in the session's next write, which the next turn makes
+  anyway. A session whose conversation goes quiet keeps its stale `owed` until the sweep
+  finds it (its lease run out), reads the lines, sees them marked and drops them: one write,
+  after the conversation's last turn instead of after every turn. A delivery that failed is
+  written to the session at once (`undelivered`).
 
 Recovery (`recover`): messages whose lease has run out, or whose owner is known to be dead
 (this instance restarted: same instance name, another incarnation), are claimed with a
@@ -28,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,6 +46,8 @@ log = logging.getLogger("switchboard.delivery")
 LEASE_MARGIN = 2.0
 # how long an update waits for the card it replaces to be sent by another owner
 UPDATE_WAIT = 5.0
+# sessions whose delivered messages this process remembers, to drop from `owed` later
+SETTLED_KEPT = 20_000
 
 
 class SendUnknown(Exception):
@@ -106,6 +113,9 @@ class Deliverer:
         self.owner = owner
         self.clock = clock
         self.lease_seconds = lease_seconds
+        # session id -> the seqs this process delivered and marked, not yet dropped from the
+        # session's `owed` (its next write drops them)
+        self._settled: OrderedDict[str, set[int]] = OrderedDict()
         # test hook: called with ("send"|"mark"|"settle", line) before each step
         self.fault: Callable[[str, TranscriptEntry], None] | None = None
 
@@ -114,13 +124,39 @@ class Deliverer:
         return Owed(seq=-1, owner=self.owner.name, until=self.clock() + self.lease_seconds)
 
     def owe(self, session: Session, lines: list[TranscriptEntry]) -> list[TranscriptEntry]:
-        """Add the messages among `lines` to the session's `owed`, leased to us; them."""
+        """Before a session's write: drop from its `owed` what this process delivered, add
+        the messages among `lines`, leased to us; return those."""
+        self.prune(session)
         lease = self.lease()
         messages = [line for line in lines if line.to is not None and
                     line.status == Delivery.DUE]
         session.owed = [*session.owed, *(lease.model_copy(update={"seq": m.seq})
                                          for m in messages)]
         return messages
+
+    def prune(self, session: Session) -> None:
+        """Drop from the session's `owed` what this process knows it delivered."""
+        done = self._settled.get(session.id)
+        if done:
+            session.owed = [o for o in session.owed if o.seq not in done]
+            gone = done - {o.seq for o in session.owed}
+            if gone == done:
+                del self._settled[session.id]
+
+    def _forget(self, session_id: str, seqs: set[int]) -> None:
+        done = self._settled.get(session_id)
+        if done is not None:
+            done -= seqs
+            if not done:
+                del self._settled[session_id]
+
+    def _remember(self, session: Session, seqs: set[int]) -> None:
+        if not seqs:
+            return
+        self._settled.setdefault(session.id, set()).update(seqs)
+        self._settled.move_to_end(session.id)
+        while len(self._settled) > SETTLED_KEPT:
+            self._settled.popitem(last=False)
 
     # -- delivering what we just recorded ------------------------------------------------
 
@@ -139,27 +175,48 @@ class Deliverer:
 
     def claimable(self, session: Session, *, include_mine: bool = False) -> list[Owed]:
         now = self.clock()
-        return [o for o in session.owed if o.until <= now or self.owner.dead(o.owner)
-                or (include_mine and o.owner == self.owner.name)]
+        done = self._settled.get(session.id, set())
+        return [o for o in session.owed if o.seq not in done and (
+            o.until <= now or self.owner.dead(o.owner)
+            or (include_mine and o.owner == self.owner.name))]
 
-    async def recover(self, session: Session, *, include_mine: bool = False) -> Report:
-        """Claim and deliver what the session owes whose lease has run out (and, with
-        `include_mine`, what this process leased and has not delivered: recovery's own)."""
+    def needs_recovery(self, session: Session) -> bool:
+        """Something the session owes is claimable, or known delivered but still listed."""
+        done = self._settled.get(session.id, set())
+        return bool(self.claimable(session)) or any(o.seq in done for o in session.owed)
+
+    async def recover(self, session: Session, *, include_mine: bool = False,
+                      write: bool = True) -> Report:
+        """Deliver what the session owes whose lease has run out (and, with `include_mine`,
+        what this process leased and has not delivered: recovery's own).
+
+        The lines are read first: those already marked (and those this process knows it
+        delivered) are only dropped from `owed`; the ones still due are claimed (a new lease)
+        in the same session write, then sent. With nothing to send and `write` False, the
+        drop is left to the caller's own coming write of the session.
+        """
         report = Report(session)
         for _ in range(5):
+            done_here = self._settled.get(session.id, set()) & {o.seq for o in session.owed}
             claim = self.claimable(session, include_mine=include_mine)
-            if not claim:
+            if not claim and not done_here:
                 return report
-            until = self.clock() + self.lease_seconds
-            claimed = {o.seq for o in claim}
             previous = {o.seq: o.owner for o in claim}
+            lines = await self.sessions.entries(session, sorted(previous)) if previous else {}
+            due = {s for s in previous if s in lines and lines[s].status == Delivery.DUE}
+            resolved = (set(previous) - due) | done_here
+            until = self.clock() + self.lease_seconds
             session.owed = [
                 o.model_copy(update={"owner": self.owner.name, "until": until})
-                if o.seq in claimed else o
-                for o in session.owed
+                if o.seq in due else o
+                for o in session.owed if o.seq not in resolved
             ]
+            if not due and not write:
+                report.session = session
+                return report
             try:
                 session = await self.sessions.save(session)
+                self._forget(session.id, done_here)
                 break
             except SessionConflict:
                 fresh = await self.sessions.get(session.tenant_id, session.id)
@@ -169,27 +226,25 @@ class Deliverer:
         else:
             return report
         report.session = session
-        lines = await self.sessions.entries(session, sorted(claimed))
+        if not due:
+            return report
         # each earlier owner had at most one message in flight: its first one still due
         unknown: set[int] = set()
         firsts: dict[str, int] = {}
-        for seq in sorted(lines):
-            line = lines[seq]
+        for seq in sorted(due):
             mine = previous[seq] == self.owner.name  # leased by this process, not yet sent
-            if line.status == Delivery.DUE and not mine and previous[seq] not in firsts:
+            if not mine and previous[seq] not in firsts:
                 firsts[previous[seq]] = seq
                 unknown.add(seq)
-        due = [lines[s] for s in sorted(lines) if lines[s].status == Delivery.DUE]
-        settled = [s for s in claimed if s not in lines or lines[s].status != Delivery.DUE]
         log.info("recovering owed messages", extra={
             "session": session.id, "due": len(due), "in_flight_unknown": len(unknown)})
-        await self._run(report, due, until, unknown=unknown, settled=settled)
+        await self._run(report, [lines[s] for s in sorted(due)], until, unknown=unknown)
         return report
 
     # -- the run ----------------------------------------------------------------------
 
     async def _run(self, report: Report, messages: list[TranscriptEntry], until: float, *,
-                   unknown: set[int], settled: list[int] = ()) -> None:
+                   unknown: set[int]) -> None:
         done: list[TranscriptEntry] = []
         for index, message in enumerate(messages):
             if self.clock() > until - LEASE_MARGIN:
@@ -197,11 +252,13 @@ class Deliverer:
                             extra={"session": report.session.id, "left": len(messages) - index})
                 break
             line = await self._one(report, message, until, maybe_sent=message.seq in unknown)
+            self._fault("mark", line)
+            await self.sessions.mark(line)
             done.append(line)
-            if index < len(messages) - 1:
-                self._fault("mark", line)
-                await self.sessions.mark(line)
-        await self._settle(report, done, list(settled))
+        self._remember(report.session, {line.seq for line in done})
+        failed = [line for line in done if line.status == Delivery.FAILED]
+        if failed:
+            await self._record_failures(report, failed)
 
     async def _one(self, report: Report, line: TranscriptEntry, until: float, *,
                    maybe_sent: bool) -> TranscriptEntry:
@@ -277,36 +334,24 @@ class Deliverer:
             await asyncio.sleep(0.2)
             waited += 0.2
 
-    async def _settle(self, report: Report, done: list[TranscriptEntry],
-                      settled: list[int]) -> None:
-        """Drop the delivered messages from `owed`, with the last one's mark (one batch)."""
-        seqs = {line.seq for line in done} | set(settled)
-        if not seqs:
-            return
-        last = done[-1] if done else None
-        failures = [Undelivered(error=line.error or "", text=line.text, card=line.card)
-                    for line in done if line.status == Delivery.FAILED]
-        if last is not None:
-            self._fault("settle", last)
+    async def _record_failures(self, report: Report, failed: list[TranscriptEntry]) -> None:
+        """A message that could not be delivered is kept on the session, for the record."""
         session = report.session
         for _ in range(8):
-            session.owed = [o for o in session.owed if o.seq not in seqs]
-            if failures:
-                session.undelivered = [*session.undelivered, *failures][-20:]
+            self.prune(session)
+            session.undelivered = [*session.undelivered, *(
+                Undelivered(error=line.error or "", text=line.text, card=line.card)
+                for line in failed)][-20:]
             try:
-                report.session = await self.sessions.save(
-                    session, [last] if last is not None else []
-                )
+                report.session = await self.sessions.save(session)
                 return
             except SessionConflict:
                 fresh = await self.sessions.get(session.tenant_id, session.id)
                 if fresh is None:
                     return
                 session = fresh
-        log.warning("could not record deliveries: the session kept changing; recovery will "
-                    "find them marked", extra={"session": session.id})
-        if last is not None:
-            await self.sessions.mark(last)
+        log.warning("could not record an undelivered message: the session kept changing",
+                    extra={"session": session.id})
 
     def _fault(self, step: str, line: TranscriptEntry) -> None:
         if self.fault is not None:

@@ -518,6 +518,7 @@ class Engine:
         if deliverer is not None and messages:
             report: Report = await deliverer.deliver(source, messages)
             source, turn.sent = report.session, turn.sent + report.sent
+            deliverer.prune(source)  # the close, coming, writes what was delivered
         turn.events.append(f"transferred:{source_tenant.id}->{target.id}")
         new = target_of(source)
         turn.session = new

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,9 @@ class SearchResult:
         return [m.article for m in self.shown]
 
 
+RECENT_SEARCHES = 512
+
+
 class KnowledgeBase(BaseModel):
     """A tenant's articles, with the search index built once (by the loader)."""
 
@@ -101,6 +105,9 @@ class KnowledgeBase(BaseModel):
     articles: list[Article] = Field(min_length=1, max_length=MAX_ARTICLES)
     _index: SearchIndex | None = PrivateAttr(default=None)
     _by_id: dict[str, Article] = PrivateAttr(default_factory=dict)
+    # the latest analyses by question: the guest's answer to a card searches its question
+    # again (for the record of what they pressed), and a question is often asked twice
+    _recent: OrderedDict[str, Any] = PrivateAttr(default_factory=OrderedDict)
 
     def build(self) -> KnowledgeBase:
         """Index the articles (pipelines.search.semantic.ModelUnavailable when the embedding
@@ -127,7 +134,14 @@ class KnowledgeBase(BaseModel):
             self.build()
         assert self._index is not None
         rule = abstention or Abstention()
-        analysis = self._index.analyse(question)
+        analysis = self._recent.get(question)
+        if analysis is None:
+            analysis = self._index.analyse(question)
+            self._recent[question] = analysis
+            while len(self._recent) > RECENT_SEARCHES:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(question)
         chosen, reason = rule.select(analysis.candidates, limit)
         return SearchResult(
             terms=analysis.terms,

@@ -52,8 +52,9 @@ class Recovery:
                                                 owner=self.deliverer.owner.name)
             if session is not before:
                 session = await self._delivered(session)
-        if self.deliverer.claimable(session):
-            session = (await self.deliverer.recover(session)).session
+        if self.deliverer.needs_recovery(session):
+            # what is marked delivered is dropped by the turn's own write, coming next
+            session = (await self.deliverer.recover(session, write=False)).session
         return session
 
     async def _delivered(self, target: Session) -> Session:
@@ -77,7 +78,7 @@ class Recovery:
             except SessionConflict:
                 continue  # someone else is at it
         for session in await self.sessions.owing(limit=limit):
-            if not self.deliverer.claimable(session):
+            if not self.deliverer.needs_recovery(session):
                 continue
             await self.deliverer.recover(session)
             done += 1

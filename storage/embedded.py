@@ -19,12 +19,15 @@ at once and `purge_expired` deletes them in bounded batches, then hands the free
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import json
+import queue
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,7 +49,7 @@ from storage.layout import LAYOUT, Container, Layout
 T = TypeVar("T")
 
 _FIELD_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _plain(name: str) -> str:
@@ -55,12 +58,41 @@ def _plain(name: str) -> str:
     return name
 
 
-def _field(name: str) -> str:
+def _column(name: str) -> str:
+    return f'"c_{_plain(name)}"'
+
+
+def _field(container: Container, name: str) -> str:
+    """A field in SQL: its own column when an index names it, else read from the JSON."""
+    if name in container.paths():
+        return _column(name)
     return f"json_extract(body, '$.{_plain(name)}')"
 
 
+def _type_of(container: Container, name: str) -> str:
+    if name in container.paths():
+        return f"typeof({_column(name)})"
+    return f"json_type(body, '$.{_plain(name)}')"
+
+
+def _scalar(value: Any) -> Any:
+    """What an indexed column holds: strings and numbers as they are (a boolean as 1 or 0,
+    as SQLite's JSON functions give it); anything else is not indexable."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str | int | float):
+        return value
+    return None
+
+
+# an ETag is this process's random prefix and a count: unique across processes sharing the
+# file, and cheap (a write makes one)
+_ETAG_PREFIX = uuid.uuid4().hex[:12]
+_etags = itertools.count(1)
+
+
 def _new_etag() -> str:
-    return f'"{uuid.uuid4().hex}"'
+    return f'"{_ETAG_PREFIX}{next(_etags):x}"'
 
 
 def _pk(key: Key) -> str:
@@ -73,38 +105,121 @@ def _unpk(container: Container, text: str) -> Key:
 
 
 def schema(container: Container) -> list[str]:
-    """The table and its indexes (also read by tests/test_query_plans.py)."""
+    """The table and its indexes (also read by tests/test_query_plans.py and bench/)."""
     table = f'"{container.name}"'
+    fields = "".join(f", {_column(name)}" for name in container.paths())
     out = [
         f"CREATE TABLE IF NOT EXISTS {table} ("
         " pk TEXT NOT NULL, k1 TEXT NOT NULL, id TEXT NOT NULL, etag TEXT NOT NULL,"
-        " expires REAL, body TEXT NOT NULL, UNIQUE (pk, id))",
+        f" expires REAL, body TEXT NOT NULL{fields}, UNIQUE (pk, id))",
         f'CREATE INDEX IF NOT EXISTS "{container.name}__expires" ON {table}(expires)'
         " WHERE expires IS NOT NULL",
     ]
     for number, index in enumerate(container.indexes):
         lead = {"partition": ["pk"], "prefix": ["k1"], "all": []}[index.scope]
-        columns = [*lead, *(_field(name) for name in index.fields), "id"]
+        names = index.fields[1:] if index.kind is not None else index.fields
+        columns = [*lead, *(_column(name) for name in names), "id"]
+        where = f" WHERE {_column('type')} = '{_plain(index.kind)}'" if index.kind else ""
         out.append(
             f'CREATE INDEX IF NOT EXISTS "{container.name}__{number}" ON {table}'
-            f"({', '.join(columns)})"
+            f"({', '.join(columns)}){where}"
         )
     return out
 
 
+def _upgrade(db: sqlite3.Connection, container: Container) -> None:
+    """An existing table from an earlier version of this layout: the indexed fields get their
+    columns (filled from the stored JSON) and the indexes are made again."""
+    table = f'"{container.name}"'
+    have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    if not have:
+        return  # no such table yet: schema() makes it
+    for name in container.paths():
+        column = _column(name)
+        if column.strip('"') not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+            db.execute(f"UPDATE {table} SET {column} = json_extract(body, '$.{_plain(name)}')")
+    for (index,) in db.execute("SELECT name FROM sqlite_master WHERE type='index' AND "
+                               "tbl_name=? AND name LIKE ?", (container.name,
+                                                               f"{container.name}__%")).fetchall():
+        db.execute(f'DROP INDEX "{index}"')
+
+
+@functools.cache
+def insert_sql(container: Container) -> str:
+    """The write of one document: its columns, replacing what the id held."""
+    names = [_column(name) for name in container.paths()]
+    columns = ", ".join(["pk", "k1", "id", "etag", "expires", "body", *names])
+    marks = ", ".join("?" * (6 + len(names)))
+    updates = ", ".join(f"{c}=excluded.{c}" for c in ["etag", "expires", "body", *names])
+    return (f'INSERT INTO "{container.name}"({columns}) VALUES ({marks})'
+            f" ON CONFLICT(pk, id) DO UPDATE SET {updates}")
+
+
+@functools.cache
+def update_sql(container: Container) -> str:
+    """A replace: every column but the keys, for the row named by (pk, id)."""
+    names = [_column(name) for name in container.paths()]
+    sets = ", ".join(f"{c}=?" for c in ["etag", "expires", "body", *names])
+    return f'UPDATE "{container.name}" SET {sets} WHERE pk=? AND id=?'
+
+
+@functools.cache
+def create_sql(container: Container) -> str:
+    """A create: a new row, or one over an expired row; a live row stays (no change)."""
+    table = f'"{container.name}"'
+    return insert_sql(container) + f" WHERE {table}.expires IS NOT NULL AND {table}.expires <= ?"
+
+
+def row_values(container: Container, body: dict[str, Any]) -> list[Any]:
+    """The indexed columns' values of a body, in `insert_sql`'s order."""
+    return [_scalar(body.get(name)) for name in container.paths()]
+
+
 class _Thread:
-    """One thread that owns one SQLite connection; calls are handed to it in order."""
+    """One thread that owns one SQLite connection; calls are handed to it in order.
+
+    A call is a queue put, and the answer comes back to the event loop with one
+    `call_soon_threadsafe`: the least a hand-off between threads costs in asyncio."""
 
     def __init__(self, name: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.db: sqlite3.Connection | None = None
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            loop, future, fn, args = call
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed back to the caller, raised there
+                loop.call_soon_threadsafe(_fail, future, exc)
+            else:
+                loop.call_soon_threadsafe(_resolve, future, result)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        future = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return await future
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._calls.put(None)
+        self._thread.join()
+
+
+def _resolve(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 class EmbeddedStore(DocumentStore):
@@ -137,7 +252,10 @@ class EmbeddedStore(DocumentStore):
         if setup:
             db.execute("BEGIN IMMEDIATE")
             try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
                 for container in self.layout.containers:
+                    if version < SCHEMA_VERSION:
+                        _upgrade(db, container)
                     for statement in schema(container):
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -210,41 +328,57 @@ class EmbeddedStore(DocumentStore):
     def _apply(
         self, db: sqlite3.Connection, container: Container, key: Key, op: WriteOp, now: float
     ) -> Document | None:
-        pk = _pk(key)
-        row = self._row(db, container.name, pk, op.id, now)
+        """One write in the caller's transaction, in one statement (a failed condition is
+        told apart, NotFound or PreconditionFailed, by reading the row then only)."""
+        pk, table = _pk(key), container.name
+        live = "(expires IS NULL OR expires > ?)"
         if op.kind == "delete":
-            if row is None:
-                if op.if_match is not None:
-                    raise NotFound(op.id)
+            if op.if_match is None:
+                db.execute(f'DELETE FROM "{table}" WHERE pk=? AND id=?', (pk, op.id))
                 return None
-            if op.if_match is not None and row[0] != op.if_match:
-                raise PreconditionFailed(op.id)
-            db.execute(f'DELETE FROM "{container.name}" WHERE pk=? AND id=?', (pk, op.id))
+            cursor = db.execute(f'DELETE FROM "{table}" WHERE pk=? AND id=? AND etag=? AND {live}',
+                                (pk, op.id, op.if_match, now))
+            if cursor.rowcount == 0:
+                raise self._failed(db, table, pk, op.id, now)
             return None
-        if op.kind == "create" and row is not None:
-            raise AlreadyExists(op.id)
-        if op.kind == "replace":
-            if row is None:
-                raise NotFound(op.id)
-            if op.if_match is not None and row[0] != op.if_match:
-                raise PreconditionFailed(op.id)
-        body = self.with_keys(container.name, key, op.id, op.body or {})
+        body = self.with_keys(table, key, op.id, op.body or {})
         ttl = ttl_of(container, body)
         etag = _new_etag()
         body["_etag"] = etag
-        db.execute(
-            f'INSERT INTO "{container.name}"(pk, k1, id, etag, expires, body)'
-            " VALUES (?,?,?,?,?,?) ON CONFLICT(pk, id) DO UPDATE SET"
-            " etag=excluded.etag, expires=excluded.expires, body=excluded.body",
-            (pk, key[0], op.id, etag, None if ttl is None else now + ttl,
-             json.dumps(body, separators=(",", ":"))),
-        )
+        text = json.dumps(body, separators=(",", ":"))
+        expires = None if ttl is None else now + ttl
+        indexed = row_values(container, body)
+        if op.kind == "replace":
+            sql = update_sql(container) + f" AND {live}"
+            args = [etag, expires, text, *indexed, pk, op.id, now]
+            if op.if_match is not None:
+                sql += " AND etag=?"
+                args.append(op.if_match)
+            if db.execute(sql, args).rowcount == 0:
+                raise self._failed(db, table, pk, op.id, now)
+        elif op.kind == "create":
+            # over an expired row, as if it were gone; over a live one, nothing changes
+            cursor = db.execute(create_sql(container),
+                                (pk, key[0], op.id, etag, expires, text, *indexed, now))
+            if cursor.rowcount == 0:
+                raise AlreadyExists(op.id)
+        else:
+            db.execute(insert_sql(container),
+                       (pk, key[0], op.id, etag, expires, text, *indexed))
         return Document(op.id, key, body, etag)
+
+    def _failed(self, db: sqlite3.Connection, table: str, pk: str, id: str,
+                now: float) -> Exception:
+        return NotFound(id) if self._row(db, table, pk, id, now) is None else (
+            PreconditionFailed(id))
 
     def _transaction(
         self, db: sqlite3.Connection, name: str, key: Key, ops: list[WriteOp], now: float
     ) -> list[Document]:
         container = self.layout[name]
+        if len(ops) == 1:  # one statement is atomic by itself
+            found = self._apply(db, container, key, ops[0], now)
+            return [found] if found is not None else []
         db.execute("BEGIN IMMEDIATE")
         try:
             out = [self._apply(db, container, key, op, now) for op in ops]
@@ -298,9 +432,15 @@ class EmbeddedStore(DocumentStore):
         writer = self._threads()[0]
 
         def run(db: sqlite3.Connection, now: float) -> bool:
-            existed = self._row(db, container, _pk(key), id, now) is not None
-            self._transaction(db, container, key, [WriteOp("delete", id, None, if_match)], now)
-            return existed
+            if if_match is not None:
+                self._transaction(db, container, key, [WriteOp("delete", id, None, if_match)],
+                                  now)
+                return True
+            cursor = db.execute(
+                f'DELETE FROM "{container}" WHERE pk=? AND id=? RETURNING expires',
+                (_pk(key), id))
+            gone = cursor.fetchall()  # an autocommitted statement: one round of its own
+            return any(expires is None or expires > now for (expires,) in gone)
 
         try:
             return await writer.run(run, writer.db, self.clock())
@@ -388,20 +528,20 @@ def query_sql(
             raise ValueError("a query's partition is the whole key or its first level")
     for name, value in equals.items():
         if value is None:
-            sql.append(f"AND {_field(name)} IS NULL")
+            sql.append(f"AND {_field(container, name)} IS NULL")
         else:
-            sql.append(f"AND {_field(name)} = ?")
-            args.append(value)
+            sql.append(f"AND {_field(container, name)} = ?")
+            args.append(int(value) if isinstance(value, bool) else value)
     for name, value in at_most.items():
         # SQLite orders every number below every text; Cosmos compares like with like only
         types = "('text')" if isinstance(value, str) else "('integer','real')"
-        sql.append(f"AND json_type(body, '$.{_plain(name)}') IN {types}")
-        sql.append(f"AND {_field(name)} <= ?")
+        sql.append(f"AND {_type_of(container, name)} IN {types}")
+        sql.append(f"AND {_field(container, name)} <= ?")
         args.append(value)
     sql.append("AND (expires IS NULL OR expires > ?)")
     if order_by:
         direction = "DESC" if descending else "ASC"
-        sql.append(f"ORDER BY {_field(order_by)} {direction}, id {direction}")
+        sql.append(f"ORDER BY {_field(container, order_by)} {direction}, id {direction}")
     if limit is not None:
         sql.append(f"LIMIT {max(0, int(limit))}")
     return " ".join(sql), args

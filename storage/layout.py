@@ -9,11 +9,13 @@ An `Index` names the equality fields of a query, then the field it sorts or boun
 `scope` says how much of the partition key the query pins: the whole key (`partition`), the
 first level (`prefix`), or nothing (`all`, a cross-partition query). Every query the bot
 runs is served by one of these (tests/test_query_plans.py checks SQLite's plans and the
-Cosmos policy against the queries a whole scenario makes).
+Cosmos policy against the queries a whole scenario makes). An indexed field holds strings
+or numbers (a boolean is compared by equality only).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +30,13 @@ class Index:
     scope: Scope = "partition"
     # the last field's order (what the query sorts by)
     descending: bool = False
+    # the `type` of the documents it serves (its first field is then `type`): the embedded
+    # store keeps only those in it, so other documents' writes never touch it
+    kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.fields[:1] != ("type",):
+            raise ValueError(f"an index of one kind starts with `type`: {self.fields}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +56,20 @@ class Container:
     def hierarchical(self) -> bool:
         return len(self.keys) > 1
 
-    def paths(self) -> list[str]:
+    def paths(self) -> tuple[str, ...]:
         """Every field an index or a query filter uses, in first-seen order."""
-        seen: dict[str, None] = {}
-        for index in self.indexes:
-            for name in index.fields:
-                seen.setdefault(name)
-        for name in self.extra_paths:
+        return _paths(self)
+
+
+@functools.cache
+def _paths(container: Container) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for index in container.indexes:
+        for name in index.fields:
             seen.setdefault(name)
-        return list(seen)
+    for name in container.extra_paths:
+        seen.setdefault(name)
+    return tuple(seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +109,20 @@ LAYOUT = Layout((
         ("tenantId", "sessionId"),
         indexes=(
             # a session's transcript: the first line, the last N, the lines still owed
-            Index(("type", "seq")),
+            Index(("type", "seq"), kind="transcript"),
             # the waiting list, and admin's / the console's lists of a department's chats
-            Index(("type", "state", "phase", "updated_at"), scope="prefix", descending=True),
-            Index(("type", "updated_at"), scope="prefix", descending=True),
+            Index(("type", "state", "phase", "updated_at"), scope="prefix", descending=True,
+                  kind="session"),
+            Index(("type", "updated_at"), scope="prefix", descending=True, kind="session"),
             # the sweep: sessions with messages owed whose lease has run out, rehomes a
             # crash left half-done; and admin's lists across departments
-            Index(("type", "pending", "pending_until"), scope="all"),
-            Index(("type", "state", "updated_at"), scope="all", descending=True),
-            Index(("type", "updated_at"), scope="all", descending=True),
-            # a session's records by kind (FAQ answers...), for reports
-            Index(("type", "at"), scope="prefix", descending=True),
-            Index(("type", "at"), scope="all", descending=True),
+            Index(("type", "pending", "pending_until"), scope="all", kind="session"),
+            Index(("type", "state", "updated_at"), scope="all", descending=True,
+                  kind="session"),
+            Index(("type", "updated_at"), scope="all", descending=True, kind="session"),
+            # FAQ answers' records, for the report
+            Index(("type", "at"), scope="prefix", descending=True, kind="faq"),
+            Index(("type", "at"), scope="all", descending=True, kind="faq"),
         ),
         ttl=True,
     ),

@@ -167,7 +167,8 @@ class Session(BaseModel):
     created_at: str = Field(default_factory=utcnow)
     updated_at: str = Field(default_factory=utcnow)
     closed_at: str | None = None
-    # seconds a closed session is kept after its last write (set when it closes)
+    # seconds the session is kept after its last write (SessionStore sets it on every write:
+    # a chat nobody touched for the retention period expires, open or closed)
     ttl: int | None = None
     # not part of the document: the ETag it was read with
     etag: str | None = Field(default=None, exclude=True)
@@ -276,9 +277,13 @@ class ConversationPointer(BaseModel):
     # is not waited for
     moved_by: str | None = None
     updated_at: str = Field(default_factory=utcnow)
+    # seconds it is kept after its last move (a conversation silent that long starts afresh)
+    ttl: int | None = None
     etag: str | None = Field(default=None, exclude=True)
 
     def body(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
         out["type"] = "pointer"
+        if out["ttl"] is None:
+            del out["ttl"]
         return out

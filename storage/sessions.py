@@ -255,6 +255,7 @@ class SessionStore:
             tenant_id=session.tenant_id,
             moved_at=self.clock(),
             moved_by=self.owner or None,
+            ttl=self.retention_seconds,
         )
         try:
             if pointer is None:
@@ -299,6 +300,7 @@ class SessionStore:
     async def create(self, session: Session, entries: list[TranscriptEntry] = (),
                      records: dict[str, dict[str, Any]] | None = None) -> Session:
         """Write a new session with its lines; a repeated create returns what is stored."""
+        session.ttl = self.retention_seconds
         ops = [WriteOp("create", session.id, session.body())]
         ops += [WriteOp("upsert", e.doc_id, e.body()) for e in entries]
         ops += self._records(session, records or {})
@@ -318,9 +320,8 @@ class SessionStore:
     async def save(self, session: Session, entries: list[TranscriptEntry] = (),
                    records: dict[str, dict[str, Any]] | None = None) -> Session:
         """Write the session (If-Match its ETag), new lines and records, all or nothing."""
-        session = session.model_copy(update={"updated_at": utcnow()})
-        if not session.state.live and session.ttl is None:
-            session.ttl = self.retention_seconds
+        session = session.model_copy(update={"updated_at": utcnow(),
+                                             "ttl": self.retention_seconds})
         ops = [WriteOp("replace", session.id, session.body(), session.etag)]
         ops += [WriteOp("upsert", e.doc_id, e.body()) for e in entries]
         ops += self._records(session, records or {})
@@ -347,7 +348,7 @@ class SessionStore:
         etag = seen.pointer_etag if seen and seen.session_id == old_session_id else None
         moved = ConversationPointer(
             conversation_id=conversation_id, session_id=new.id, tenant_id=new.tenant_id,
-            moved_at=self.clock(), moved_by=self.owner or None,
+            moved_at=self.clock(), moved_by=self.owner or None, ttl=self.retention_seconds,
         )
         for _ in range(5):
             if etag is None:

@@ -19,6 +19,16 @@ from storage.agents import AgentRecord, Presence
 from storage.models import Phase, SessionState
 
 
+def same_place(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Whether two conversation references reach the same chat: the activity they were
+    taken from differs with every message, and does not matter for reaching it."""
+    if a is None:
+        return False
+    volatile = ("activityId",)
+    return ({k: v for k, v in a.items() if k not in volatile}
+            == {k: v for k, v in b.items() if k not in volatile})
+
+
 class Presences:
     def __init__(self, desk: Desk, chat: Chat) -> None:
         self.desk = desk
@@ -35,7 +45,7 @@ class Presences:
         def change(r: AgentRecord) -> AgentRecord | None:
             greet.clear()  # a retried update decides afresh on what it read
             update: dict[str, Any] = {}
-            if r.reference != reference:
+            if not same_place(r.reference, reference):
                 update["reference"] = reference
                 if r.reference is None:
                     update["presence"] = Presence.AVAILABLE
