@@ -44,6 +44,7 @@ from botframework.connector import Channels
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from msrest.serialization import Model
 
+from bots.activity_reader import read_activity, read_model
 from bots.json_logging import quiet_known_noise
 from bots.lean_turns import LeanTurns
 from bots.request_body import Refusal, read_text
@@ -221,10 +222,10 @@ class StockAdapter(CloudAdapter):
         if problem:
             return _bad_request(problem)
         try:
-            activity: Activity = Activity().deserialize(body)
+            activity = read_activity(body)
             if activity.channel_id == Channels.ms_teams and activity.channel_data is not None:
                 # botbuilder reads it lazily, deep in a turn: a bad one would fail there
-                TeamsChannelData().deserialize(activity.channel_data)
+                read_model(TeamsChannelData, activity.channel_data)
         except Exception:  # msrest raises many kinds on wrong types
             return _bad_request("the body is not a valid Activity")
         # botbuilder's parameterized authentication takes only None as "no header"

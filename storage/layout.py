@@ -52,6 +52,11 @@ class Container:
     # fields indexed for point filters though no declared query sorts on them
     extra_paths: tuple[str, ...] = field(default=())
 
+    def __hash__(self) -> int:
+        # the caches below are keyed by container, on every write: hashing every field of a
+        # frozen dataclass each time cost more than the write's SQL
+        return hash(self.name)
+
     @property
     def hierarchical(self) -> bool:
         return len(self.keys) > 1

@@ -341,11 +341,21 @@ def test_local_mode_on_loopback_starts_and_says_so_loudly(tmp_path):
     assert "  It listens on this machine only (loopback)." in banner
 
 
+def _loopback_socket(served: dict[str, Any], settings: Any) -> socket.socket:
+    """Records the address the bot asked for and hands it a loopback socket instead: tests
+    never listen beyond this machine, and a port left bound cannot break the next test."""
+    served["host"] = settings.host
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def test_local_mode_beyond_loopback_only_when_explicitly_allowed(tmp_path, monkeypatch, capsys):
     import app
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(app.web, "run_app", lambda _app, **kw: served.update(kw))
+    monkeypatch.setattr(app, "_listen", lambda settings: _loopback_socket(served, settings))
     monkeypatch.setattr(app, "configure_logging", lambda level: None)
     for name, value in _env(tmp_path, SWITCHBOARD_HOST="0.0.0.0",
                             SWITCHBOARD_ALLOW_UNAUTHENTICATED="true").items():
@@ -354,6 +364,7 @@ def test_local_mode_beyond_loopback_only_when_explicitly_allowed(tmp_path, monke
         monkeypatch.delenv(name)
     app.main()
     assert served["host"] == "0.0.0.0"
+    served["sock"].close()
     stderr = capsys.readouterr().err
     assert "LOCAL DEVELOPMENT MODE: REQUESTS ARE NOT AUTHENTICATED" in stderr
     assert "It listens on 0.0.0.0, beyond this machine, because " \
@@ -365,12 +376,14 @@ def test_with_an_app_id_any_address_is_fine_and_there_is_no_banner(tmp_path, mon
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(app.web, "run_app", lambda _app, **kw: served.update(kw))
+    monkeypatch.setattr(app, "_listen", lambda settings: _loopback_socket(served, settings))
     monkeypatch.setattr(app, "configure_logging", lambda level: None)
     for name, value in _env(tmp_path, SWITCHBOARD_HOST="0.0.0.0", MICROSOFT_APP_ID=APP_ID,
                             MICROSOFT_APP_PASSWORD=PASSWORD).items():
         monkeypatch.setenv(name, value)
     app.main()
     assert served["host"] == "0.0.0.0"
+    served["sock"].close()
     assert "LOCAL DEVELOPMENT MODE" not in capsys.readouterr().err
 
 
