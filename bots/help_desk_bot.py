@@ -260,6 +260,14 @@ class HelpDeskBot(TeamsActivityHandler):
             # whatever a crash left (a half-done transfer, messages owed) goes first
             session = await self.recovery.settle(session)
         if session is not None and session.saw(guest.activity_id):
+            if session.awaiting_start and not self.recovery.deliverer.in_flight(session):
+                # a redelivery of the press that transferred: the crash came before the
+                # receiving department's first prompt, which is what the guest waits for
+                # (while another process is still sending the transfer card, the sweep
+                # resumes it after)
+                result = await self.engine.resume(session)
+                result.events.append("duplicate")
+                return result
             if not (command == "restart" and session.state == SessionState.RESTARTED):
                 return TurnResult(session, events=["duplicate"])
             # a redelivered restart whose new session a crash kept from starting: start it

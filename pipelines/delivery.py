@@ -185,6 +185,13 @@ class Deliverer:
         done = self._settled.get(session.id, set())
         return bool(self.claimable(session)) or any(o.seq in done for o in session.owed)
 
+    def in_flight(self, session: Session) -> bool:
+        """Some message the session owes is not known delivered here and not claimable:
+        a live process is sending it (what comes after it must wait)."""
+        done = self._settled.get(session.id, set())
+        claim = {o.seq for o in self.claimable(session)}
+        return any(o.seq not in done and o.seq not in claim for o in session.owed)
+
     async def recover(self, session: Session, *, include_mine: bool = False,
                       write: bool = True) -> Report:
         """Deliver what the session owes whose lease has run out (and, with `include_mine`,

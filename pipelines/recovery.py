@@ -78,10 +78,16 @@ class Recovery:
             except SessionConflict:
                 continue  # someone else is at it
         for session in await self.sessions.owing(limit=limit):
-            if not self.deliverer.needs_recovery(session):
-                continue
-            await self.deliverer.recover(session)
-            done += 1
+            try:
+                if self.deliverer.needs_recovery(session):
+                    session = (await self.deliverer.recover(session)).session
+                    done += 1
+                if session.awaiting_start and not self.deliverer.in_flight(session):
+                    # a crash came between its transfer card and its first prompt
+                    await self.engine.resume(session)
+                    done += 1
+            except SessionConflict:
+                continue  # someone else is at it
         return done
 
 

@@ -176,13 +176,21 @@ class Session(BaseModel):
     def body(self) -> dict[str, Any]:
         out = self.model_dump(mode="json", exclude_none=False)
         out["type"] = "session"
-        # indexed for the delivery sweep (storage/layout.py): is anything owed, and when
-        # does its earliest lease run out
-        out["pending"] = bool(self.owed)
-        out["pending_until"] = min((o.until for o in self.owed), default=None)
+        # indexed for the delivery sweep (storage/layout.py): is anything owed (or a first
+        # prompt, for a transfer's target recovery created), and when does its earliest
+        # lease run out
+        out["pending"] = bool(self.owed) or self.awaiting_start
+        out["pending_until"] = min((o.until for o in self.owed),
+                                   default=0.0 if self.awaiting_start else None)
         if out["ttl"] is None:
             del out["ttl"]
         return out
+
+    @property
+    def awaiting_start(self) -> bool:
+        """A transfer's target that recovery created and nobody has entered yet: its guest
+        is owed the first prompt of its pipeline, whether or not they write again."""
+        return not self.started and self.state.live and bool(self.hop_log)
 
     def saw(self, activity_id: str | None) -> bool:
         return activity_id is not None and activity_id in self.seen
