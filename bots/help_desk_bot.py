@@ -192,7 +192,8 @@ class HelpDeskBot(TeamsActivityHandler):
             started = time.perf_counter()
             for attempt in range(MAX_ATTEMPTS):
                 try:
-                    current = await self.store.current(conversation_id)
+                    current = await self.store.current(conversation_id,
+                                                       _activity_id(context))
                     if current is not None:
                         current = await self.recovery.settle(current)
                         if current.state.live:
@@ -255,7 +256,7 @@ class HelpDeskBot(TeamsActivityHandler):
     async def _dispatch(
         self, context: TurnContext, conversation_id: str, guest: GuestInput, command: str
     ) -> TurnResult:
-        session = await self.store.current(conversation_id)
+        session = await self.store.current(conversation_id, guest.activity_id)
         if session is not None:
             # whatever a crash left (a half-done transfer, messages owed) goes first
             session = await self.recovery.settle(session)

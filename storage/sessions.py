@@ -119,10 +119,13 @@ class SessionStore:
         session = await self.current(conversation_id)
         return session if session is not None and session.state.live else None
 
-    async def current(self, conversation_id: str) -> Session | None:
+    async def current(self, conversation_id: str,
+                      activity_id: str | None = None) -> Session | None:
         """The session the conversation points at, live or closed (None: never had one, or
         a start that died before writing its session). Raises StartInProgress while another
-        turn is writing the conversation's new session."""
+        turn is writing the conversation's new session, unless it is the one `activity_id`
+        starts: a redelivery of that activity (the first process died, or is slow) writes it
+        itself, and `begin` keeps the pointer."""
         where = self._where.get(conversation_id)
         session = await self.get(where.tenant_id, where.session_id) if where else None
         if session is not None and session.state == SessionState.TRANSFERRED and (
@@ -137,7 +140,9 @@ class SessionStore:
             if session is None or session.id != pointer.session_id:
                 session = await self.get(pointer.tenant_id, pointer.session_id)
             if session is None:
-                if self._starting(pointer):
+                mine = activity_id is not None and (
+                    pointer.session_id == new_session_id(conversation_id, activity_id))
+                if self._starting(pointer) and not mine:
                     raise StartInProgress(f"{conversation_id}: session {pointer.session_id} "
                                           f"is being started")
                 return None

@@ -1,5 +1,5 @@
-"""A guest who waits: a crash in the turn that transfers them, or in the recovery that
-finishes the transfer, never leaves them without the receiving department's first prompt.
+"""A guest who waits: a crash in the turn that starts their chat or transfers them, or in
+the recovery that finishes the transfer, never leaves them without their next prompt.
 
 The fault harness (tests/test_faults.py) lets the guest act after every step whether or not
 their prompt came, and their next action starts the receiving pipeline; and a restarted
@@ -10,6 +10,9 @@ never came. Here two instances share the store, the guest does nothing after the
 instance dies at every point of the transfer, and the other gets the redelivery (or only runs
 its sweep, when Teams gave up; then again once the dead one's leases ran out). Then the same
 with a second crash at every point of that recovery, followed by a restart and the sweep.
+The drill also found a guest's first message redelivered to the other instance while the dead
+one's start was still in its lease: it failed as "being started" by the dead process, and
+the guest never got a welcome.
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ from tests.test_faults import SCRIPTS, START, World, _signature, fresh_store  # 
 SCRIPT = SCRIPTS["agent_chat"]
 LEASE = 60.0  # the delivery lease (settings: SWITCHBOARD_DELIVERY_LEASE_SECONDS)
 TRANSFER_CARD = "being transferred"
-TRANSFER = next(i for i, (name, _) in enumerate(SCRIPT) if name == "guest picks IT")
+TRANSFER = "guest picks IT"
+
+
+def _index(step: str) -> int:
+    return next(i for i, (name, _) in enumerate(SCRIPT) if name == step)
 
 
 def _prompts(world: World) -> set[tuple[str, str, str]]:
@@ -41,19 +48,19 @@ def _points(calls: list[str]) -> list[int]:
                  if not call.startswith(("read ", "query ")))]
 
 
-async def _before_transfer(world: World) -> None:
-    for _, step in SCRIPT[:TRANSFER]:
-        await step(world)
+async def _before(world: World, step: str = TRANSFER) -> None:
+    for _, play in SCRIPT[:_index(step)]:
+        await play(world)
 
 
-async def _transfer_killed_at(world: World, at: int) -> dict[str, Any]:
-    """The press that transfers, its process killed after `at` calls (it stays dead)."""
+async def _killed_at(world: World, at: int, step: str = TRANSFER) -> dict[str, Any]:
+    """What the guest does at `step`, its process killed after `at` calls (it stays dead)."""
     before = len(world.plan.steps)
     if at:
         world.plan.at = before + at
     else:
         world.plan.dead = True
-    activity = await SCRIPT[TRANSFER][1](world)
+    activity = await SCRIPT[_index(step)][1](world)
     assert activity is not None
     await world.stop()
     return activity
@@ -97,12 +104,12 @@ class Desk:
         return {sig for sig in prompts if sig not in said[card:]}
 
 
-async def _golden(tmp_path, make_docs) -> tuple[set, list[str], dict]:
+async def _golden(tmp_path, make_docs, step: str = TRANSFER) -> tuple[set, list[str], dict]:
     desk = await Desk.open(tmp_path, make_docs)
     try:
-        await _before_transfer(desk.a)
+        await _before(desk.a, step)
         before, earlier = len(desk.a.plan.steps), _prompts(desk.a)
-        await SCRIPT[TRANSFER][1](desk.a)
+        await SCRIPT[_index(step)][1](desk.a)
         prompts = _prompts(desk.a) - earlier  # what the press brings the guest to act on
         assert prompts
         return prompts, desk.a.plan.steps[before:], desk.a.people
@@ -115,23 +122,25 @@ def _lanes(request) -> asyncio.Semaphore:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("teams_redelivers", [True, False], ids=["redelivered", "sweep"])
-async def test_after_a_crash_in_the_transfer_the_first_prompt_comes_without_a_word(
-    tmp_path, fresh_store, teams_redelivers, request  # noqa: F811
+@pytest.mark.parametrize(("step", "teams_redelivers"), [
+    ("guest says hi", True), (TRANSFER, True), (TRANSFER, False),
+], ids=["start-redelivered", "transfer-redelivered", "transfer-sweep"])
+async def test_after_a_crash_the_next_prompt_comes_without_a_word(
+    tmp_path, fresh_store, step, teams_redelivers, request  # noqa: F811
 ):
-    prompts, calls, people = await _golden(tmp_path, fresh_store())
+    prompts, calls, people = await _golden(tmp_path, fresh_store(), step)
     lanes = _lanes(request)
 
     async def run(at: int) -> None:
         async with lanes:
             desk = await Desk.open(tmp_path, fresh_store(), people)
             try:
-                await _before_transfer(desk.a)
-                activity = await _transfer_killed_at(desk.a, at)
+                await _before(desk.a, step)
+                activity = await _killed_at(desk.a, at, step)
                 assert desk.b.server is not None
                 if teams_redelivers:
                     await desk.b.post(activity)
-                    if not _leased_elsewhere(calls, at):
+                    if not _leased_elsewhere(calls, at, step):
                         # nothing the dead one was sending: the redelivery itself finishes
                         assert not desk.waiting_for(prompts), (at, calls[:at])
                 else:
@@ -148,10 +157,16 @@ async def test_after_a_crash_in_the_transfer_the_first_prompt_comes_without_a_wo
     await asyncio.gather(*(run(at) for at in points))
 
 
-def _leased_elsewhere(calls: list[str], at: int) -> bool:
-    """After `at` calls, had the dead instance written the receiving session (its second
-    write: it owes its messages, leased to the dead one) and not finished the turn?"""
-    return sum(c.startswith("batch ") for c in calls[:at]) >= 2 and at < len(calls)
+# the call of each step after which the messages the guest is owed are written, leased to
+# the process (the start: the session's first write; the transfer: the receiving session's)
+OWING_WRITE = {"guest says hi": 1, TRANSFER: 2}
+
+
+def _leased_elsewhere(calls: list[str], at: int, step: str) -> bool:
+    """After `at` calls, had the dead instance written what the guest is owed, leased to
+    itself, and not finished the turn? (Then the other instance waits out the lease.)"""
+    writes = [i for i, call in enumerate(calls, 1) if call.startswith("batch ")]
+    return writes[OWING_WRITE[step] - 1] <= at < len(calls)
 
 
 @pytest.mark.timeout(900)
@@ -165,8 +180,8 @@ async def test_a_second_crash_while_a_transfer_is_recovered_is_finished_after_a_
         """What the redelivery after a kill at `at` does, counted: where to kill it again."""
         desk = await Desk.open(tmp_path, fresh_store(), people)
         try:
-            await _before_transfer(desk.a)
-            activity = await _transfer_killed_at(desk.a, at)
+            await _before(desk.a)
+            activity = await _killed_at(desk.a, at)
             before = len(desk.b.plan.steps)
             await desk.b.post(activity)
             return desk.b.plan.steps[before:]
@@ -177,8 +192,8 @@ async def test_a_second_crash_while_a_transfer_is_recovered_is_finished_after_a_
         async with lanes:
             desk = await Desk.open(tmp_path, fresh_store(), people)
             try:
-                await _before_transfer(desk.a)
-                activity = await _transfer_killed_at(desk.a, at)
+                await _before(desk.a)
+                activity = await _killed_at(desk.a, at)
                 b = desk.b
                 before = len(b.plan.steps)
                 b.plan.at = before + again
