@@ -181,6 +181,31 @@ async def _play(guest: Guest, http: aiohttp.ClientSession, bots: list[Bot], url:
 
 
 SEED = None  # set to replay a drill's kills
+# the drill's delivery lease and sweep interval (`_env`), and a margin
+SETTLE_SECONDS = 8 + 2 * 2 + 6
+
+
+async def _settled(make_docs) -> None:
+    """Wait (bounded) until no session owes a message still due, the bots running."""
+    docs = make_docs()
+    await docs.open()
+    try:
+        store = SessionStore(docs)
+        deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            due = False
+            for session in await store.owing(limit=1000):
+                lines = await store.entries(session, [o.seq for o in session.owed])
+                if any(line.status == Delivery.DUE for line in lines.values()) or (
+                    session.awaiting_start
+                ):
+                    due = True
+                    break
+            if not due:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await docs.close()
 
 
 async def _killer(bots: list[Bot], done: asyncio.Event, seed: int) -> int:
@@ -219,6 +244,9 @@ async def _drill(tmp_path: Path, env: dict[str, str], instances: int, make_docs)
             await asyncio.gather(*(guest_plays(i, g) for i, g in enumerate(guests)))
         done.set()
         kills = await killer
+        # the last kill may have come after a guest's last answer was recorded and before
+        # its thanks were sent: the sweep sends them once the dead process's lease is over
+        await _settled(make_docs)
     finally:
         for bot in bots:
             with contextlib.suppress(Exception):
