@@ -75,6 +75,8 @@ class OutgoingRequest:
     allowlist: tuple[str, ...]
     # texts that must not reach a log line: secret header values, values bound from metadata
     redact: tuple[str, ...] = ()
+    # header -> the environment variable its value came from (shown instead of the value)
+    secret_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

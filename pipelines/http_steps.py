@@ -103,7 +103,8 @@ def build_request(stage: HttpRequestStage, values: Mapping[str, Any], session_id
         headers["Content-Type"] = "application/json; charset=utf-8"
     typed = [v for v in values.values() if isinstance(v, str)]
     return OutgoingRequest(stage.method, bind_url(template, values), headers, data,
-                           stage.timeout, tuple(allowlist), tuple(secrets + typed))
+                           stage.timeout, tuple(allowlist), tuple(secrets + typed),
+                           dict(stage.header_env))
 
 
 _MISSING = object()

@@ -11,6 +11,7 @@ the guest typed reaches a log line.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,71 @@ async def test_the_agent_sees_the_ticket_number_and_the_ticket_is_resolved_at_th
     assert patch.body["state"] == "6" and ticket_desk.tickets[sys_id]["state"] == "6"
     session = await tickets_bot.app[SESSIONS].get("hr", (await session_of(tickets_bot, guest)).id)
     assert session.state.value == "resolved"
+
+
+async def test_with_its_url_variable_unset_the_stage_calls_nothing_and_goes_to_on_error(
+        tmp_path, make_docs, connector, monkeypatch, caplog):
+    monkeypatch.delenv("TICKETS_URL", raising=False)
+    monkeypatch.delenv("TICKETS_AUTH", raising=False)
+    server = await BotServer(settings_for(tmp_path, config_path=str(TICKETS)), docs=make_docs(),
+                             clock=FakeClock(START)).start()
+    try:
+        assert "TICKETS_URL is not set: the stage calls nothing" in logged(caplog)
+        guest = Chat(teams.TeamsUser.make("Ada Lovelace"), server, connector)
+        await guest.say("hi")
+        sent = await guest.answer("My payslip is wrong")
+        assert "We could not open a ticket just now." in texts(sent)  # in the same turn
+        assert await server.fire_timers() == 0
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def example(tmp_path) -> Path:
+    """examples/ as shipped, but for the allowlist, which gains the local ServiceNow's
+    loopback address."""
+    examples = tmp_path / "examples"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples", examples)
+    config = examples / "helpdesk.yaml"
+    text = config.read_text()
+    assert "http_allowlist: [acme.service-now.com]" in text
+    config.write_text(text.replace("http_allowlist: [acme.service-now.com]",
+                                   "http_allowlist: [acme.service-now.com, 127.0.0.1]"))
+    return config
+
+
+async def test_the_example_opens_an_hr_ticket_before_the_agent_takes_the_chat(
+        tmp_path, make_docs, ticket_desk, connector, monkeypatch, example):
+    """The ticket's number is on Helen's offer card and on the guest's summary."""
+    config = example
+    monkeypatch.setenv("HR_TICKETS_URL", ticket_desk.url)
+    monkeypatch.setenv("HR_TICKETS_AUTH", ticket_desk.auth)
+    server = await BotServer(settings_for(tmp_path, config_path=str(config)), docs=make_docs(),
+                             clock=FakeClock(START)).start()
+    try:
+        helen = Chat(teams.TeamsUser("Helen Brooks", "00000000-0000-0000-0000-000000000104",
+                                     "personal-chat-helen"), server, connector)
+        await helen.install()
+        chat = Chat(teams.TeamsUser.make("Jordan Rivera"), server, connector)
+        await chat.say("hi")
+        await chat.answer("A question about my contract hours")
+        if "I still need help" in texts(chat.connector.to(chat.user.conversation_id)[-1:]):
+            await chat.press("I still need help")
+        await chat.press("HR")
+        await chat.answer("E12345")
+        assert await chat.answer("Something else") == []
+        assert await server.fire_timers() == 1  # the ticket
+        assert "Connecting you with someone from HR" in texts(chat._new())
+        [post] = ticket_desk.posts()
+        assert post.path == "/api/now/table/incident"
+        assert post.body["short_description"] == "HR chat with Jordan Rivera: Something else"
+        assert post.body["description"] == "A question about my contract hours"
+        await server.fire_timers()  # the offer round
+        [offer] = [s for s in helen._new() if "New chat waiting in HR" in s.all_text()]
+        assert "Ticket" in offer.all_text() and "INC0010001" in offer.all_text()
+        await server.post(teams.execute(helen.user, connector.url, offer.card, {}, "Accept"))
+        await helen.say("end")
+        summary = texts(chat._new())
+        assert "HR has your request" in summary and "INC0010001" in summary
+    finally:
+        await server.stop()
