@@ -10,6 +10,7 @@ the guest typed reaches a log line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -305,3 +306,26 @@ async def test_the_example_opens_an_hr_ticket_before_the_agent_takes_the_chat(
         assert "HR has your request" in summary and "INC0010001" in summary
     finally:
         await server.stop()
+
+
+async def test_the_guest_writing_while_the_call_is_in_flight_loses_nothing(
+        tickets_bot, guest, ticket_desk):
+    """The guest's turn writes the session while the call waits for its answer: the call's
+    write then loses the race, and its result is applied to the newer session, without a
+    second call."""
+    ticket_desk.faults = [Fault(delay=0.8)]
+    await reach_ticket(guest)
+    calling = asyncio.create_task(tickets_bot.fire_timers())
+    for _ in range(100):  # until the request has reached the desk
+        if ticket_desk.requests:
+            break
+        await asyncio.sleep(0.01)
+    assert ticket_desk.requests
+    assert "One moment, please." in texts(await guest.say("hello?"))
+    assert await calling == 1
+    assert "Ticket INC0010001 is open." in texts(guest._new())
+    assert len(ticket_desk.posts()) == 1
+    session = await session_of(tickets_bot, guest)
+    assert session.metadata["Answers.Ticket"] == "INC0010001" and session.stage_key == "more"
+    lines = await tickets_bot.app[SESSIONS].transcript(session.tenant_id, session.id)
+    assert any(e.sender == "guest" and e.text == "hello?" for e in lines)
