@@ -30,6 +30,7 @@ from bots.tokens import BotTokenProvider
 from pipelines.config import SwitchboardConfig
 from pipelines.delivery import Deliverer, Owner
 from pipelines.engine import Engine
+from pipelines.http_steps import HttpSteps, environment_problems
 from pipelines.loader import ConfigError, load_config
 from pipelines.recovery import Recovery, SweepLease
 from pipelines.routing import Desk, Routing
@@ -54,6 +55,7 @@ ROUTING = web.AppKey("routing", Routing)
 RECOVERY = web.AppKey("recovery", Recovery)
 DELIVERER = web.AppKey("deliverer", Deliverer)
 OUTBOUND = web.AppKey("outbound", Outbound)
+HTTP_STEPS = web.AppKey("http_steps", HttpSteps)
 
 _background: set[asyncio.Task] = set()
 
@@ -90,6 +92,12 @@ def create_app(
     settings = settings or Settings()
     if config is None:
         config, _warnings = load_config(settings.config_path)
+    # what http_request stages read from the environment: URLs and secrets
+    problems, notes = environment_problems(config, os.environ, settings.config_path)
+    if problems:
+        raise ConfigError(problems)
+    for note in notes:
+        log.warning(note)
     docs = docs or make_store(settings)
     lease = settings.delivery_lease_seconds
     owner = Owner(instance_name(settings), uuid.uuid4().hex[:12])
@@ -117,7 +125,9 @@ def create_app(
                 use_execute=settings.offer_execute)
     routing = Routing(desk)
     engine.routing = routing
-    runner = TimerRunner(timers, routing.on_timer, interval=settings.timer_interval or 1.0)
+    http_steps = HttpSteps(engine)
+    runner = TimerRunner(timers, http_steps.timers_or(routing.on_timer),
+                         interval=settings.timer_interval or 1.0)
     recovery = Recovery(engine, deliverer, clock=clock)
     sweep_lease = SweepLease(docs, owner.name, seconds=max(5.0, settings.sweep_interval * 2),
                              clock=clock, dead=owner.dead)
@@ -134,6 +144,7 @@ def create_app(
     app[RECOVERY] = recovery
     app[DELIVERER] = deliverer
     app[OUTBOUND] = adapter.outbound
+    app[HTTP_STEPS] = http_steps
 
     async def messages(request: web.Request) -> web.Response:
         return await adapter.process(request, bot)
@@ -199,6 +210,7 @@ def create_app(
         finally:
             try:
                 await adapter.outbound.close()
+                await http_steps.close()
                 if isinstance(adapter, SwitchboardAdapter):
                     await adapter.close_clients()
             finally:

@@ -34,6 +34,13 @@ def validate(
         count = len(exc.problems)
         err(f"{file}: {count} problem{'s' if count != 1 else ''}: the bot would refuse to start")
         raise typer.Exit(PROBLEMS) from None
+    from pipelines.http_steps import environment_problems
+
+    # http_request stages' URLs and secrets, as this shell's environment holds them (the
+    # bot refuses to start without a secret, and checks a URL variable like a `url`)
+    env_errors, env_notes = environment_problems(config, file=str(file))
+    warnings = [*warnings, *env_notes,
+                *(f"{e} (the bot would refuse to start)" for e in env_errors)]
     for warning in warnings:
         err(f"warning: {warning}")
     stages = sum(len(p.stages) for t in config.tenants for p in t.pipelines)

@@ -10,6 +10,9 @@ the bot does.
 A live agent cannot answer here. At a `connect_to_agent` stage, play the other side with
 /agent (an agent accepts), /end (the agent ends the chat), /timeout (nobody accepted in time);
 the guest leaves the queue by typing `cancel`, as in Teams.
+
+An `http_request` stage's call is shown as the bot would make it and not sent; `--live` sends it
+(admin/simulate_calls.py).
 """
 
 from __future__ import annotations
@@ -247,8 +250,9 @@ class DryRunRouting:
 
 class Simulation:
     def __init__(self, config: Any, tenant_id: str, guest_name: str, db: str,
-                 write: Callable[[str], None]) -> None:
+                 write: Callable[[str], None], live: bool = False) -> None:
         self.config = config
+        self.live = live
         self.tenant_id = tenant_id
         self.guest_name = guest_name
         self.db = db
@@ -268,10 +272,13 @@ class Simulation:
         }
 
     async def run(self, answers: Iterator[str], echo: bool) -> int:
+        from admin.simulate_calls import ShownCalls
         from pipelines.delivery import Deliverer, Owner
         from pipelines.engine import Engine
+        from pipelines.http_steps import HttpSteps
         from storage.embedded import EmbeddedStore
         from storage.sessions import SessionStore
+        from storage.timers import TimerStore
 
         docs = EmbeddedStore(self.db)
         await docs.open()
@@ -279,8 +286,12 @@ class Simulation:
             self.store = SessionStore(docs)
             deliverer = Deliverer(self.store, TerminalChannel(self.terminal),
                                   Owner("simulate", uuid.uuid4().hex[:8]))
-            self.engine = Engine(self.config, self.store, deliverer=deliverer)
+            # timers only for http_request calls, run after each turn (`_turn`)
+            self.timers = TimerStore(docs, owner="simulate")
+            self.engine = Engine(self.config, self.store, deliverer=deliverer,
+                                 timers=self.timers)
             self.engine.routing = DryRunRouting(self.write)
+            self.calls = HttpSteps(self.engine, ShownCalls(self.write, self.live))
             await self._start(None)
             for line in answers:
                 if echo:
@@ -290,6 +301,8 @@ class Simulation:
                 await self._answer(line)
             await self._summary()
         finally:
+            if hasattr(self, "calls"):
+                await self.calls.close()
             await docs.close()
         return 0
 
@@ -297,9 +310,10 @@ class Simulation:
         self.terminal.begin_turn()
         before = self.session.tenant_id if self.session is not None else None
         result = await call()
+        session = await self._calls(result.session)
         self.terminal.end_turn()
-        if result.session is not None:
-            self.session = result.session
+        if session is not None:
+            self.session = session
             if not self.visited or self.visited[-1].id != self.session.id:
                 self.visited.append(self.session)
             else:
@@ -308,6 +322,14 @@ class Simulation:
             tenant = self.config.tenant(self.session.tenant_id)
             self.write(f"(moved to {tenant.name}: its pipeline {self.session.pipeline_id} runs)")
         self._status()
+
+    async def _calls(self, session: Any) -> Any:
+        """Run the http_request calls the turn left due; the session as they left it."""
+        from admin.simulate_calls import run_calls
+
+        if session is None or not await run_calls(self.timers, self.calls):
+            return session
+        return await self.store.get(session.tenant_id, session.id) or session
 
     def _status(self) -> None:
         s = self.session
@@ -467,13 +489,24 @@ def simulate(
     db: Annotated[str, typer.Option(
         help="Keep the simulated sessions in this SQLite file (default: in memory).")
     ] = ":memory:",
+    live: Annotated[bool, typer.Option(
+        "--live", help="Make the HTTP calls of http_request stages (default: show each call "
+                       "the bot would make, and do not send it).")] = False,
 ) -> None:
     """Dry-run a pipeline in the terminal: the real engine, cards printed as text, buttons as
-    numbered options; type a number to press one. Follows transfers into other tenants.
+    numbered options; type a number to press one. Follows transfers into other tenants, and
+    shows the HTTP call of an http_request stage without making it (--live makes it).
     Commands: help, restart, /agent, /end, /timeout, /where, /quit."""
     from admin.common import run
+    from pipelines.http_steps import environment_problems
 
     config = load_config_or_exit(file)
+    problems, notes = environment_problems(config, file=str(file))
+    if live and problems:
+        raise fail("\n".join([*problems, "--live makes the calls as the bot would: set what is "
+                                          "missing, or leave out --live"]))
+    for line in [*notes, *problems]:
+        err(f"warning: {line}")
     tenant_id = tenant or config.primary_tenant
     try:
         chosen = config.tenant(tenant_id)
@@ -492,15 +525,15 @@ def simulate(
         except OSError as exc:
             raise fail(f"cannot read the script {script}: {exc.strerror or exc}", USAGE) from None
         with stream:
-            code = run(Simulation(config, tenant_id, guest_name, db, write)
+            code = run(Simulation(config, tenant_id, guest_name, db, write, live)
                        .run(_lines(stream), echo=True))
     elif sys.stdin.isatty():
         write(f"Simulating {chosen.name} ({tenant_id}). Type help for the commands, /quit to "
               f"stop.")
-        code = run(Simulation(config, tenant_id, guest_name, db, write)
+        code = run(Simulation(config, tenant_id, guest_name, db, write, live)
                    .run(_keyboard(), echo=False))
     else:
-        code = run(Simulation(config, tenant_id, guest_name, db, write)
+        code = run(Simulation(config, tenant_id, guest_name, db, write, live)
                    .run(_lines(sys.stdin), echo=True))
     if code:
         raise typer.Exit(PROBLEMS)

@@ -173,6 +173,8 @@ class SwitchboardConfig(BaseModel):
     # how many transfers one chat may go through before the loop is stopped
     max_transfer_hops: int = Field(default=5, ge=1, le=50)
     tenants: list[TenantConfig] = Field(min_length=1)
+    # the only hosts `http_request` stages may call (pipelines/url_guard.py)
+    http_allowlist: list[str] = Field(default_factory=list, max_length=100)
     # set by the loader: where relative template paths are resolved
     source: str = ""
     # set by the loader: resolved templates, by (tenant, pipeline, stage, setting)
@@ -181,6 +183,17 @@ class SwitchboardConfig(BaseModel):
     # left out of the published config (it may be large), which keeps its digest instead
     knowledge_bases: dict[str, KnowledgeBase] = Field(default_factory=dict, exclude=True)
     knowledge_digests: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("http_allowlist")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        from pipelines.url_guard import allowlist_problem
+
+        for host in hosts:
+            problem = allowlist_problem(host)
+            if problem:
+                raise ValueError(problem)
+        return hosts
 
     def tenant(self, tenant_id: str) -> TenantConfig:
         for tenant in self.tenants:

@@ -69,6 +69,8 @@ class FakeContext:
         self.clock: datetime = now
         # what `keep` was given, by name (the engine writes them with the session)
         self.kept: dict[str, dict[str, Any]] = {}
+        # what `schedule` was given: kind -> (delay, payload)
+        self.scheduled: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # -- StageContext ----------------------------------------------------------------
 
@@ -105,6 +107,9 @@ class FakeContext:
         if "type" not in body:
             raise ValueError(f"record {name!r} needs a `type`")
         self.kept[name] = copy.deepcopy(body)
+
+    def schedule(self, kind: str, delay: float, payload: dict[str, Any] | None = None) -> None:
+        self.scheduled[kind] = (delay, dict(payload or {}))
 
     # -- for tests -------------------------------------------------------------------
 

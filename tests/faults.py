@@ -126,3 +126,19 @@ def kill_sends(outbound: Any, plan: Plan) -> None:
         return result
 
     outbound.request = faulty
+
+
+def kill_calls(steps: Any, plan: Plan) -> None:
+    """Every call of an `http_request` stage (app's HTTP_STEPS) dies with the process; one
+    counts once the endpoint has answered it, so a kill right after it falls between the call
+    and the session's write."""
+    caller = steps.caller
+    call = caller.call
+
+    async def faulty(request: Any) -> Any:
+        plan.check()
+        result = await call(request)
+        plan.done(f"call {request.method} endpoint")
+        return result
+
+    caller.call = faulty

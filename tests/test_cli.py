@@ -196,7 +196,7 @@ def test_draw_labels_a_condition_edge_with_its_when(tmp_path):
     result = cli("config", "draw", str(EXAMPLE), "-o", str(tmp_path / "example.dot"))
     assert result.returncode == 0, result.stderr
     dot = (tmp_path / "example.dot").read_text()
-    assert ('"hr/hr-intake/route" -> "hr/hr-intake/talk" '
+    assert ('"hr/hr-intake/route" -> "hr/hr-intake/ticket" '
             '[label="Answers.HrTopic == \'Something else\'"]') in dot
     assert '"hr/hr-intake/route" -> "hr/hr-intake/summary" [label=otherwise]' in dot
     assert "branches." not in dot

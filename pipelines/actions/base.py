@@ -111,6 +111,11 @@ class StageContext(Protocol):
         """Run `job` once the session write of this turn has succeeded (e.g. notify an agent)."""
         ...
 
+    def schedule(self, kind: str, delay: float, payload: dict[str, Any] | None = None) -> None:
+        """A timer this session wants (one per kind), written before the session in this
+        turn; it fires `delay` seconds later, also after a crash (storage/timers.py)."""
+        ...
+
     @property
     def routing(self) -> RoutingService:
         """Live-agent routing, as a stage sees it (pipelines/routing/protocols.py)."""
