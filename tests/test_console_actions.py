@@ -131,7 +131,7 @@ async def test_transfer_and_close_of_a_connected_chat_tell_and_free_the_agent(de
 
 async def test_set_presence_from_the_console(desk):
     alice = await desk.agent(ALICE)
-    guest, session = await _offered(desk)
+    guest, _ = await _offered(desk)
     await desk.accept(alice, desk.offers(alice)[0])
     guest._new()
     status, body = await desk.browser.post(f"/console/api/agents/{ALICE[1]}/presence",
