@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         """Supervisors sign in with Entra ID (else: local development mode)."""
         return bool(self.console_client_id or self.app_id)
 
+    @property
+    def console_asked(self) -> bool:
+        """A console setting is set: the console is meant to be used, so it must be whole."""
+        return bool(self.console_client_id or self.console_url or self.console_secret
+                    or self.console_authority or self.console_client_secret)
+
 
 def make_store(settings: Settings) -> DocumentStore:
     return create_store(
@@ -277,8 +283,9 @@ def check(settings: Settings) -> list[str]:
 
 
 def console_problems(settings: Settings) -> list[str]:
-    """What the console's sign-in needs, when it is on."""
-    if not settings.console_sign_in:
+    """What the console's sign-in needs, when a console setting says it is wanted (a bot
+    with an app id and no console settings runs with its console off)."""
+    if not settings.console_sign_in or not settings.console_asked:
         return []
     problems = []
     if not (settings.console_client_secret or settings.app_password):

@@ -94,6 +94,8 @@ class Auth:
         self.docs = docs
         self.config = config
         self.sign_in = settings.console_sign_in
+        # an app id but none of the console's settings: the console is off (never open)
+        self.off = self.sign_in and not settings.console_asked
         self.client_id = settings.console_client_id or settings.app_id
         self.client_secret = settings.console_client_secret or settings.app_password
         tenant = settings.aad_tenant_id or "organizations"
@@ -128,6 +130,11 @@ class Auth:
     async def viewer(self, request: web.Request) -> Viewer | None:
         """The signed-in viewer, None when not signed in. Raises NoRole, or HTTPForbidden
         for a request from beyond this machine in local development mode."""
+        if self.off:
+            raise web.HTTPServiceUnavailable(text=(
+                "The supervisor console is off: the bot has an app id, so supervisors sign "
+                "in with Entra ID; set SWITCHBOARD_CONSOLE_URL and SWITCHBOARD_CONSOLE_SECRET "
+                "(see docs/console.md)."))
         if not self.sign_in:
             if not is_loopback_peer(request):
                 raise web.HTTPForbidden(text=(

@@ -169,6 +169,9 @@ async def signin(request: web.Request) -> web.StreamResponse:
     auth = request.app[CONSOLE].auth
     if not auth.sign_in:
         raise web.HTTPFound("/console/")
+    if auth.off:
+        raise web.HTTPServiceUnavailable(text="The supervisor console is off: see "
+                                              "docs/console.md to turn it on.")
     url, state = await auth.begin()
     response = web.HTTPFound(url)
     auth.cookie(response, FLOW_COOKIE, state, FLOW_SECONDS)
@@ -177,7 +180,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
 
 async def callback(request: web.Request) -> web.StreamResponse:
     auth = request.app[CONSOLE].auth
-    if not auth.sign_in:
+    if not auth.sign_in or auth.off:
         raise web.HTTPFound("/console/")
     sid, _ = await auth.finish(request)
     response = web.HTTPFound("/console/")

@@ -248,6 +248,22 @@ def test_sign_in_settings_are_checked_at_start(tmp_path):
     for variable in ("SWITCHBOARD_CONSOLE_CLIENT_SECRET", "SWITCHBOARD_CONSOLE_URL",
                      "SWITCHBOARD_CONSOLE_SECRET"):
         assert variable in problems, problems
+    # a bot with an app id and none of the console's settings starts, its console off
+    bot_only = settings_for(tmp_path, app_id="app", app_password="pw")
+    assert not [p for p in check(bot_only) if "CONSOLE" in p]
+
+
+async def test_with_an_app_id_and_no_console_settings_the_console_is_off(tmp_path):
+    settings = settings_for(tmp_path, config_path=str(console_config(tmp_path)),
+                            app_id="5b3ec2f1-8d0e-4a57-9c1d-0f6a2b7e4c93", app_password="pw")
+    server = await BotServer(settings, clock=FakeClock()).start()
+    try:
+        browser = Browser(server)
+        for path in ("/console/api/me", "/console/api/live", "/console/", "/console/signin"):
+            status, body, _ = await browser.get(path)
+            assert status == 503 and "docs/console.md" in body, (path, status, body)
+    finally:
+        await server.stop()
 
 
 def test_roles_in_the_config_are_checked_when_it_loads(tmp_path):
