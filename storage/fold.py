@@ -203,8 +203,9 @@ async def digest(docs: DocumentStore, session: dict[str, Any], ttl: int) -> dict
     """What search needs of a closed chat: one query of its own transcript, once."""
     lines = await docs.query(TENANT_DATA, (session["tenantId"], session["id"]),
                              {"type": "transcript"}, order_by="seq")
-    typed = [str(d.body.get("text") or "") for d in lines
-             if d.body.get("sender") == "guest" and d.body.get("direction") == "in"]
+    typed = [text for d in lines
+             if d.body.get("sender") == "guest" and d.body.get("direction") == "in"
+             for text in typed_texts(d.body)]
     metadata = session.get("metadata") or {}
     name = str(metadata.get("Guest.Name") or "")
     closed = session.get("closed_at") or ""
@@ -222,6 +223,20 @@ async def digest(docs: DocumentStore, session: dict[str, Any], ttl: int) -> dict
         "words": words(typed),
         "ttl": left,
     }
+
+
+# what a card's button adds to the answers it submits (not typed by the guest)
+CARD_KEYS = frozenset({"session", "stage", "verb", "action", "choice", "tenant", "msteams"})
+
+
+def typed_texts(line: dict[str, Any]) -> list[str]:
+    """What a guest typed on a line: its text, and the text inputs of a card they submitted."""
+    out = [str(line.get("text") or "")]
+    value = line.get("value")
+    if isinstance(value, dict):
+        out += [v for k, v in value.items()
+                if isinstance(v, str) and k not in CARD_KEYS and not k.startswith("_")]
+    return out
 
 
 def _age(moment: str) -> float:

@@ -54,6 +54,12 @@ function seconds(value) {
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
 }
 
+// the p90 wait is known to within its histogram bucket: "at most" its upper bound
+function upTo(value) {
+  if (value === null || value === undefined) return "–";
+  return typeof value === "string" ? value : `≤ ${seconds(value)}`;
+}
+
 function when(iso) {
   if (!iso) return "";
   const d = new Date(iso);
@@ -139,7 +145,7 @@ function renderDepartment(dept) {
     tile("started", f.started ?? "–", "started"),
     tile("deflected by the FAQ", f.deflected ?? "–", "deflected"),
     tile("avg speed to answer", seconds(f.speed_to_answer), "asa"),
-    tile("p90 wait", seconds(f.p90_wait), "p90"),
+    tile("p90 wait", upTo(f.p90_wait), "p90"),
     tile(`feedback (${f.rated ?? 0} rated)`, f.feedback ? f.feedback.toFixed(2) : "–", "feedback")));
   card.append(el("div", { class: "muted", "data-figure": "transfers" },
     `Transfers in: ${pairs(f.received, deptName)}. Out: ${pairs(f.sent, deptName)}. `,
@@ -307,7 +313,7 @@ async function report(event) {
     el("td", {}, r.day), el("td", {}, r.department), el("td", {}, r.started),
     el("td", {}, r.received), el("td", {}, r.deflected), el("td", {}, r.transferred),
     el("td", {}, r.abandoned), el("td", {}, r.timed_out), el("td", {}, r.answered),
-    el("td", {}, seconds(r.speed_to_answer_s)), el("td", {}, seconds(r.p90_wait_s)),
+    el("td", {}, seconds(r.speed_to_answer_s)), el("td", {}, upTo(r.p90_wait_s)),
     el("td", {}, r.feedback === null ? "–" : `${r.feedback} (${r.rated})`))));
   const names = [...new Set([...Object.keys(data.transfers),
     ...Object.values(data.transfers).flatMap((t) => Object.keys(t))])];
