@@ -8,6 +8,7 @@ feeds' indexes, turned into facts in memory the same way the fold does.
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from storage.documents import DocumentStore
 from storage.feeds import since
 from storage.fold import read_cursor
 from storage.layout import CONSOLE
-from storage.stats import FEEDS, Counts, Rollup, facts, slot_start, utc_days
+from storage.stats import FEEDS, Counts, Fact, Position, Rollup, facts, slot_start, utc_days
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Slots:
     """A department's slots over some UTC days: (day, slot) -> counts."""
 
     by_slot: dict[tuple[str, str], Counts] = field(default_factory=dict)
+    # the fold is far behind: figures past its cursor are not all counted yet
+    behind: bool = False
 
     def add(self, day: str, slot: str, counts: Counts) -> None:
         key = (day, slot)
@@ -37,10 +40,64 @@ class Slots:
         return total
 
 
+# items past the cursor one refresh reads at most per feed (a fold far behind, say the first
+# one on a long history, is caught up by the fold; meanwhile the figures say so)
+TAIL_LIMIT = 5_000
+# each refresh reads again the items of the last minute: a write whose timestamp was taken
+# before it landed (the fold's `lag` covers the same case) is counted once it lands
+LATE = timedelta(seconds=60)
+
+
+class Tail:
+    """A department's feed items past the fold's cursor, with their facts. Kept by the live
+    view between refreshes, so each refresh reads only what is new since the last one (and
+    the last minute again); an item leaves it when the fold's cursor passes it (it is in
+    the rollups then). Items are keyed by position, so one read twice counts once."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[Position, list[Fact]]] = {feed: {} for feed in FEEDS}
+        # feeds whose last read stopped at TAIL_LIMIT: what they hold is not contiguous
+        self.cut: set[str] = set()
+        self.behind = False
+
+    async def refresh(self, docs: DocumentStore, tenant_id: str,
+                      rating_keys: tuple[str, ...], now: datetime) -> None:
+        cursor = await read_cursor(docs, tenant_id)
+        upto = (now + timedelta(minutes=5)).isoformat(timespec="milliseconds")
+        settled = (now - LATE).isoformat(timespec="milliseconds")
+        self.behind = False
+        for feed in FEEDS:
+            done = cursor.positions.get(feed)
+            kept = {} if feed in self.cut else {
+                p: f for p, f in self.items[feed].items() if done is None or p > done}
+            self.cut.discard(feed)
+            known = [p for p in kept if p[0] <= settled]
+            after = max([p for p in (done, max(known, default=None)) if p is not None],
+                        default=None)
+            read = 0
+            async with aclosing(since(docs, feed, tenant_id, after, upto)) as pages:
+                async for page in pages:
+                    for position, body in page:
+                        kept[position] = facts(feed, body, rating_keys)
+                    read += len(page)
+                    if read >= TAIL_LIMIT:
+                        self.behind = True
+                        self.cut.add(feed)
+                        break
+            self.items[feed] = kept
+
+    def add_to(self, out: Slots) -> None:
+        for items in self.items.values():
+            for found in items.values():
+                for fact in found:
+                    out.add(fact.day, fact.slot, fact.counts)
+
+
 async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datetime,
-                rating_keys: tuple[str, ...], now: datetime) -> Slots:
+                rating_keys: tuple[str, ...], now: datetime, tail: Tail | None = None
+                ) -> Slots:
     """The slots of [start, end): rollups, and the items not folded yet when the window
-    reaches past the cursor."""
+    reaches past the cursor (`tail`: the live view's, read incrementally)."""
     days = utc_days(start, end)
     found = await docs.query(CONSOLE, tenant_id, {"type": "rollup"}, order_by="day",
                              descending=True, limit=len(days), at_most={"day": days[-1]})
@@ -52,13 +109,10 @@ async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datet
         for slot, counts in rollup.slots.items():
             out.add(rollup.day, slot, counts)
     if end >= now - timedelta(days=1):
-        cursor = await read_cursor(docs, tenant_id)
-        upto = (now + timedelta(minutes=5)).isoformat(timespec="milliseconds")
-        for feed in FEEDS:
-            async for page in since(docs, feed, tenant_id, cursor.positions.get(feed), upto):
-                for _, body in page:
-                    for fact in facts(feed, body, rating_keys):
-                        out.add(fact.day, fact.slot, fact.counts)
+        tail = tail or Tail()
+        await tail.refresh(docs, tenant_id, rating_keys, now)
+        tail.add_to(out)
+        out.behind = tail.behind
     return out
 
 

@@ -16,17 +16,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.figures import local_day, slots, zone
+from console.figures import Tail, local_day, slots, zone
 from pipelines.config import SwitchboardConfig, TenantConfig
-from pipelines.routing.common import guest_name
 from storage.agents import AgentStore
 from storage.documents import DocumentStore
-from storage.models import Phase, Session, SessionState
+from storage.layout import TENANT_DATA
+from storage.models import Phase, SessionState
 from storage.sessions import SessionStore
 from storage.stats import Counts
 
 # open chats listed per department and phase, at most (the count says "1000+" past it)
 LIST_LIMIT = 1000
+# guests in a pipeline are read this many at a time, newest first, until one is idle
+PAGE = 100
 
 
 def summary(counts: Counts) -> dict[str, Any]:
@@ -79,6 +81,7 @@ class Board:
         self.clock = clock
         self.ratings = rating_keys(config)
         self._snapshot: dict[str, Any] | None = None
+        self._tails: dict[str, Tail] = {}
         self._at = 0.0
         self._lock = asyncio.Lock()
         # bumped by every supervisor action, so the next read does not wait a refresh
@@ -106,21 +109,45 @@ class Board:
         return {"at": now.isoformat(timespec="seconds"), "clock": self.clock(),
                 "departments": departments}
 
+    async def _open(self, tenant_id: str, phase: Phase, fresh_after: str | None = None
+                    ) -> tuple[list[dict[str, Any]], bool]:
+        """The department's open chats in a phase, newest first, as stored (no model is
+        built: a refresh reads many); with `fresh_after`, only those written since, read a
+        page at a time until one is older. True when LIST_LIMIT cut the list."""
+        out: list[dict[str, Any]] = []
+        page = PAGE if fresh_after else LIST_LIMIT
+        seen: set[str] = set()
+        bound: str | None = None
+        while len(out) < LIST_LIMIT:
+            found = await self.docs.query(
+                TENANT_DATA, (tenant_id,),
+                {"type": "session", "state": SessionState.OPEN.value, "phase": phase.value},
+                order_by="updated_at", descending=True, limit=page,
+                at_most={"updated_at": bound} if bound else None)
+            fresh = [d.body for d in found if d.id not in seen]
+            for body in fresh:
+                if fresh_after and str(body.get("updated_at", "")) < fresh_after:
+                    return out, False
+                seen.add(str(body.get("id")))
+                out.append(body)
+            if len(found) < page or not fresh:
+                return out, False
+            bound = str(fresh[-1].get("updated_at"))
+        return out[:LIST_LIMIT], True
+
     async def _department(self, tenant: TenantConfig, records: dict, now: datetime
                           ) -> dict[str, Any]:
         clock = self.clock()
-        lists = {}
-        for phase in Phase:
-            lists[phase] = await self.sessions.list(tenant.id, SessionState.OPEN,
-                                                    limit=LIST_LIMIT, phase=phase.value)
         fresh_after = (now - self.idle).isoformat(timespec="milliseconds")
-        in_pipeline = [s for s in lists[Phase.PIPELINE] if s.updated_at >= fresh_after]
+        in_pipeline, capped = await self._open(tenant.id, Phase.PIPELINE, fresh_after)
+        waiting_docs, _ = await self._open(tenant.id, Phase.WAITING)
+        connected_docs, _ = await self._open(tenant.id, Phase.CONNECTED)
         by_stage: dict[str, int] = {}
-        for session in in_pipeline:
-            by_stage[session.stage_key or "?"] = by_stage.get(session.stage_key or "?", 0) + 1
-        waiting = sorted((_waiting(s, clock) for s in lists[Phase.WAITING]),
-                         key=lambda w: -w["waited"])
-        connected = [_connected(s) for s in lists[Phase.CONNECTED]]
+        for body in in_pipeline:
+            stage = str(body.get("stage_key") or "?")
+            by_stage[stage] = by_stage.get(stage, 0) + 1
+        waiting = sorted((_waiting(b, clock) for b in waiting_docs), key=lambda w: -w["waited"])
+        connected = [_connected(b) for b in connected_docs]
         by_agent: dict[str, int] = {}
         for chat in connected:
             by_agent[chat["agent"]] = by_agent.get(chat["agent"], 0) + 1
@@ -128,7 +155,8 @@ class Board:
         today_start, _ = local_day(now.astimezone(tz).date(), tz)
         hour_start = now - timedelta(hours=1)
         window = await slots(self.docs, tenant.id, min(today_start, hour_start),
-                             now + timedelta(minutes=10), self.ratings, now)
+                             now + timedelta(minutes=10), self.ratings, now,
+                             self._tails.setdefault(tenant.id, Tail()))
         agents = []
         for agent in tenant.agents:
             record = records.get(agent.aad_object_id.casefold())
@@ -143,37 +171,42 @@ class Board:
             "id": tenant.id, "name": tenant.name, "enabled": tenant.enabled,
             "timezone": tenant.timezone or "UTC",
             "pipeline": {"count": len(in_pipeline), "by_stage": by_stage,
-                         "guests": [_in_pipeline(s) for s in in_pipeline[:200]],
-                         "capped": len(lists[Phase.PIPELINE]) >= LIST_LIMIT},
+                         "guests": [_in_pipeline(b) for b in in_pipeline[:200]],
+                         "capped": capped},
             "waiting": {"count": len(waiting),
                         "longest": waiting[0]["waited"] if waiting else 0,
                         "guests": waiting},
             "connected": {"count": len(connected), "by_agent": by_agent, "chats": connected},
             "agents": agents,
+            "catching_up": window.behind,
             "hour": summary(window.between(hour_start, now + timedelta(minutes=10))),
             "today": summary(window.between(today_start, now + timedelta(minutes=10))),
         }
 
 
-def _waiting(session: Session, clock: float) -> dict[str, Any]:
-    started = session.routing.started_at if session.routing else clock
-    return {"session": session.id, "tenant": session.tenant_id, "guest": guest_name(session),
+def _guest(body: dict[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("Guest.Name") or "the guest")
+
+
+def _waiting(body: dict[str, Any], clock: float) -> dict[str, Any]:
+    routing = body.get("routing") or {}
+    started = float(routing.get("started_at") or clock)
+    return {"session": body["id"], "tenant": body["tenantId"], "guest": _guest(body),
             "waited": max(0.0, clock - started),
-            "offered": [o.agent_name for o in (session.routing.offers if session.routing
-                                               else []) if o.status == "open"]}
+            "offered": [str(o.get("agent_name")) for o in routing.get("offers") or []
+                        if o.get("status") == "open"]}
 
 
-def _connected(session: Session) -> dict[str, Any]:
-    agent = session.agent
-    return {"session": session.id, "tenant": session.tenant_id, "guest": guest_name(session),
-            "agent": agent.agent_name if agent else "?",
-            "agent_id": agent.agent_id if agent else None,
-            "since": agent.since if agent else None}
+def _connected(body: dict[str, Any]) -> dict[str, Any]:
+    agent = body.get("agent") or {}
+    return {"session": body["id"], "tenant": body["tenantId"], "guest": _guest(body),
+            "agent": str(agent.get("agent_name") or "?"), "agent_id": agent.get("agent_id"),
+            "since": agent.get("since")}
 
 
-def _in_pipeline(session: Session) -> dict[str, Any]:
-    return {"session": session.id, "tenant": session.tenant_id, "guest": guest_name(session),
-            "stage": session.stage_key, "updated": session.updated_at}
+def _in_pipeline(body: dict[str, Any]) -> dict[str, Any]:
+    return {"session": body["id"], "tenant": body["tenantId"], "guest": _guest(body),
+            "stage": body.get("stage_key"), "updated": body.get("updated_at")}
 
 
 def for_viewer(snapshot: dict[str, Any], may: Callable[[str], bool]) -> dict[str, Any]:

@@ -66,6 +66,20 @@ class Console:
         self.folder = folder
         self.closing = asyncio.Event()
         self.changed = asyncio.Event()
+        self._encoded_for: dict[str, Any] | None = None
+        self._encoded: dict[str, bytes] = {}
+
+    def encoded(self, snapshot: dict[str, Any], viewer: Viewer) -> bytes:
+        """The snapshot as a server-sent event for this viewer's departments: encoded once
+        per snapshot and set of departments, however many consoles show it."""
+        scope = "*" if viewer.admin else ",".join(sorted(viewer.tenants))
+        if self._encoded_for is not snapshot:
+            self._encoded_for, self._encoded = snapshot, {}
+        event = self._encoded.get(scope)
+        if event is None:
+            body = json.dumps(for_viewer(snapshot, viewer.may), default=str)
+            event = self._encoded[scope] = f"data: {body}\n\n".encode()
+        return event
 
     def acted(self) -> None:
         """A supervisor changed something: the next snapshot is fresh, streams push now."""
@@ -229,8 +243,10 @@ async def live(request: web.Request) -> web.Response:
     viewer = await _viewer(request)
     if isinstance(viewer, web.Response):
         return viewer
-    snapshot = await request.app[CONSOLE].board.snapshot()
-    return _json(for_viewer(snapshot, viewer.may))
+    console = request.app[CONSOLE]
+    event = console.encoded(await console.board.snapshot(), viewer)
+    return web.Response(body=event[len(b"data: "):-2], content_type="application/json",
+                        headers=SECURITY_HEADERS)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -248,8 +264,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ends, recheck = loop.time() + STREAM_SECONDS, loop.time() + RECHECK_SECONDS
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         while loop.time() < ends and not console.closing.is_set():
-            snapshot = for_viewer(await console.board.snapshot(), viewer.may)
-            await response.write(f"data: {json.dumps(snapshot, default=str)}\n\n".encode())
+            event = console.encoded(await console.board.snapshot(), viewer)
+            await response.write(event)
             changed, closing = console.changed, console.closing
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_first(changed.wait(), closing.wait()),
