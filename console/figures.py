@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from storage.documents import DocumentStore
-from storage.feeds import since
+from storage.feeds import PAGE, since
 from storage.fold import read_cursor
 from storage.layout import CONSOLE
 from storage.stats import FEEDS, Counts, Fact, Position, Rollup, facts, slot_start, utc_days
@@ -43,21 +43,26 @@ class Slots:
 # items past the cursor one refresh reads at most per feed (a fold far behind, say the first
 # one on a long history, is caught up by the fold; meanwhile the figures say so)
 TAIL_LIMIT = 5_000
-# each refresh reads again the items of the last minute: a write whose timestamp was taken
-# before it landed (the fold's `lag` covers the same case) is counted once it lands
-LATE = timedelta(seconds=60)
+# each refresh reads again the items of the last seconds: a write whose timestamp was taken
+# before it landed (a turn in flight) is counted once it lands; one later still is counted
+# when the fold passes it (its `lag` covers that case)
+LATE = timedelta(seconds=5)
+# the feeds are read in pages of what the last refresh found plus this: the store bounds a
+# query from above only, so a page reads this many items already known, at most
+SLACK = 10
 
 
 class Tail:
     """A department's feed items past the fold's cursor, with their facts. Kept by the live
     view between refreshes, so each refresh reads only what is new since the last one (and
-    the last minute again); an item leaves it when the fold's cursor passes it (it is in
+    the last LATE seconds again); an item leaves it when the fold's cursor passes it (it is in
     the rollups then). Items are keyed by position, so one read twice counts once."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[Position, list[Fact]]] = {feed: {} for feed in FEEDS}
         # feeds whose last read stopped at TAIL_LIMIT: what they hold is not contiguous
         self.cut: set[str] = set()
+        self.found: dict[str, int] = {feed: PAGE for feed in FEEDS}
         self.behind = False
 
     async def refresh(self, docs: DocumentStore, tenant_id: str,
@@ -75,7 +80,8 @@ class Tail:
             after = max([p for p in (done, max(known, default=None)) if p is not None],
                         default=None)
             read = 0
-            async with aclosing(since(docs, feed, tenant_id, after, upto)) as pages:
+            size = min(PAGE, self.found[feed] + SLACK)
+            async with aclosing(since(docs, feed, tenant_id, after, upto, page=size)) as pages:
                 async for page in pages:
                     for position, body in page:
                         kept[position] = facts(feed, body, rating_keys)
@@ -84,7 +90,7 @@ class Tail:
                         self.behind = True
                         self.cut.add(feed)
                         break
-            self.items[feed] = kept
+            self.items[feed], self.found[feed] = kept, read
 
     def add_to(self, out: Slots) -> None:
         for items in self.items.values():

@@ -27,8 +27,10 @@ from storage.stats import Counts
 
 # open chats listed per department and phase, at most (the count says "1000+" past it)
 LIST_LIMIT = 1000
-# guests in a pipeline are read this many at a time, newest first, until one is idle
-PAGE = 100
+# guests in a pipeline are read newest first until one is idle, in pages of the last
+# refresh's count plus this (the store bounds a query from above only: a page reads this
+# many idle chats at most)
+SLACK = 10
 
 
 def summary(counts: Counts) -> dict[str, Any]:
@@ -82,6 +84,7 @@ class Board:
         self.ratings = rating_keys(config)
         self._snapshot: dict[str, Any] | None = None
         self._tails: dict[str, Tail] = {}
+        self._in_pipeline: dict[str, int] = {}
         self._at = 0.0
         self._lock = asyncio.Lock()
         # bumped by every supervisor action, so the next read does not wait a refresh
@@ -115,14 +118,17 @@ class Board:
         built: a refresh reads many); with `fresh_after`, only those written since, read a
         page at a time until one is older. True when LIST_LIMIT cut the list."""
         out: list[dict[str, Any]] = []
-        page = PAGE if fresh_after else LIST_LIMIT
+        page = min(LIST_LIMIT, self._in_pipeline.get(tenant_id, 0) + SLACK) if fresh_after \
+            else LIST_LIMIT
         seen: set[str] = set()
         bound: str | None = None
+        skip = 0  # chats at `bound` already read (equal times come back in id order)
         while len(out) < LIST_LIMIT:
+            limit = skip + page
             found = await self.docs.query(
                 TENANT_DATA, (tenant_id,),
                 {"type": "session", "state": SessionState.OPEN.value, "phase": phase.value},
-                order_by="updated_at", descending=True, limit=page,
+                order_by="updated_at", descending=True, limit=limit,
                 at_most={"updated_at": bound} if bound else None)
             fresh = [d.body for d in found if d.id not in seen]
             for body in fresh:
@@ -130,9 +136,10 @@ class Board:
                     return out, False
                 seen.add(str(body.get("id")))
                 out.append(body)
-            if len(found) < page or not fresh:
+            if len(found) < limit or not fresh:
                 return out, False
             bound = str(fresh[-1].get("updated_at"))
+            skip = sum(1 for d in found if str(d.body.get("updated_at")) == bound)
         return out[:LIST_LIMIT], True
 
     async def _department(self, tenant: TenantConfig, records: dict, now: datetime
@@ -140,6 +147,7 @@ class Board:
         clock = self.clock()
         fresh_after = (now - self.idle).isoformat(timespec="milliseconds")
         in_pipeline, capped = await self._open(tenant.id, Phase.PIPELINE, fresh_after)
+        self._in_pipeline[tenant.id] = len(in_pipeline)
         waiting_docs, _ = await self._open(tenant.id, Phase.WAITING)
         connected_docs, _ = await self._open(tenant.id, Phase.CONNECTED)
         by_stage: dict[str, int] = {}
