@@ -28,15 +28,17 @@ class Slots:
     # the fold is far behind: figures past its cursor are not all counted yet
     behind: bool = False
 
-    def add(self, day: str, slot: str, counts: Counts) -> None:
-        key = (day, slot)
-        self.by_slot[key] = self.by_slot.get(key, Counts()).add(counts)
+    def add(self, day: str, slot: str, counts: Counts, sign: int = 1) -> None:
+        mine = self.by_slot.get((day, slot))
+        if mine is None:
+            mine = self.by_slot[(day, slot)] = Counts()
+        mine.absorb(counts, sign)
 
     def between(self, start: datetime, end: datetime) -> Counts:
         total = Counts()
         for (day, slot), counts in self.by_slot.items():
             if start <= slot_start(day, slot) < end:
-                total = total.add(counts)
+                total.absorb(counts)
         return total
 
 
@@ -56,14 +58,24 @@ class Tail:
     """A department's feed items past the fold's cursor, with their facts. Kept by the live
     view between refreshes, so each refresh reads only what is new since the last one (and
     the last LATE seconds again); an item leaves it when the fold's cursor passes it (it is in
-    the rollups then). Items are keyed by position, so one read twice counts once."""
+    the rollups then). Items are keyed by position, so one read twice counts once. Their sum
+    is kept as they come and go: a refresh costs what changed, not the tail's length."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[Position, list[Fact]]] = {feed: {} for feed in FEEDS}
+        self.sums = Slots()
         # feeds whose last read stopped at TAIL_LIMIT: what they hold is not contiguous
         self.cut: set[str] = set()
         self.found: dict[str, int] = {feed: PAGE for feed in FEEDS}
         self.behind = False
+
+    def _put(self, feed: str, position: Position, found: list[Fact] | None) -> None:
+        for fact in self.items[feed].pop(position, None) or ():
+            self.sums.add(fact.day, fact.slot, fact.counts, -1)
+        if found is not None:
+            self.items[feed][position] = found
+            for fact in found:
+                self.sums.add(fact.day, fact.slot, fact.counts)
 
     async def refresh(self, docs: DocumentStore, tenant_id: str,
                       rating_keys: tuple[str, ...], now: datetime) -> None:
@@ -73,10 +85,11 @@ class Tail:
         self.behind = False
         for feed in FEEDS:
             done = cursor.positions.get(feed)
-            kept = {} if feed in self.cut else {
-                p: f for p, f in self.items[feed].items() if done is None or p > done}
+            for position in [p for p in self.items[feed]
+                             if feed in self.cut or (done is not None and p <= done)]:
+                self._put(feed, position, None)
             self.cut.discard(feed)
-            known = [p for p in kept if p[0] <= settled]
+            known = [p for p in self.items[feed] if p[0] <= settled]
             after = max([p for p in (done, max(known, default=None)) if p is not None],
                         default=None)
             read = 0
@@ -84,19 +97,17 @@ class Tail:
             async with aclosing(since(docs, feed, tenant_id, after, upto, page=size)) as pages:
                 async for page in pages:
                     for position, body in page:
-                        kept[position] = facts(feed, body, rating_keys)
+                        self._put(feed, position, facts(feed, body, rating_keys))
                     read += len(page)
                     if read >= TAIL_LIMIT:
                         self.behind = True
                         self.cut.add(feed)
                         break
-            self.items[feed], self.found[feed] = kept, read
+            self.found[feed] = read
 
     def add_to(self, out: Slots) -> None:
-        for items in self.items.values():
-            for found in items.values():
-                for fact in found:
-                    out.add(fact.day, fact.slot, fact.counts)
+        for (day, slot), counts in self.sums.by_slot.items():
+            out.add(day, slot, counts)
 
 
 async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datetime,

@@ -73,6 +73,25 @@ class Counts(BaseModel):
             ratings=_add(self.ratings, other.ratings),
         )
 
+    def absorb(self, other: Counts, sign: int = 1) -> None:
+        """Adds `other` into this one in place (sign -1: takes it out again), so a sum of
+        many builds no models."""
+        self.started += sign * other.started
+        self.answered += sign * other.answered
+        self.answer_seconds += sign * other.answer_seconds
+        self.abandoned += sign * other.abandoned
+        self.timed_out += sign * other.timed_out
+        for mine, theirs in ((self.received, other.received), (self.sent, other.sent),
+                             (self.closed, other.closed), (self.ratings, other.ratings)):
+            for key, value in theirs.items():
+                total = mine.get(key, 0) + sign * value
+                if total:
+                    mine[key] = total
+                else:
+                    mine.pop(key, None)
+        if any(other.waits):
+            self.waits = [a + sign * b for a, b in zip(self.waits, other.waits, strict=True)]
+
     @property
     def deflected(self) -> int:
         return self.closed.get("deflected", 0)
