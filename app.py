@@ -27,6 +27,7 @@ from bots.json_logging import configure as configure_logging
 from bots.messenger import LeanChannel, StockChannel
 from bots.outbound import Outbound, RateLimiter
 from bots.tokens import BotTokenProvider
+from console import mount as mount_console
 from pipelines.config import SwitchboardConfig
 from pipelines.delivery import Deliverer, Owner
 from pipelines.engine import Engine
@@ -221,6 +222,9 @@ def create_app(
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
+    # the supervisor console under /console (console/, docs/console.md)
+    mount_console(app, settings=settings, config=config, docs=docs, sessions=sessions,
+                  routing=routing, owner=owner.name, clock=clock)
     return app
 
 
@@ -251,6 +255,9 @@ def _local_mode_banner(settings: Settings) -> str:
     else:
         lines.append(f"  It listens on {settings.host}, beyond this machine, because "
                      "SWITCHBOARD_ALLOW_UNAUTHENTICATED=true.")
+    if not settings.console_sign_in:
+        lines.append(f"  The supervisor console, http://{settings.host}:{settings.port}/console/,"
+                     " needs no sign-in and answers this machine only.")
     lines += [
         "  For Teams, set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (see README.md).",
         rule,

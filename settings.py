@@ -126,6 +126,44 @@ class Settings(BaseSettings):
     token_issuer: str | None = Field(
         None, validation_alias=_env("TO_BOT_FROM_CHANNEL_TOKEN_ISSUER")
     )
+    # -- the supervisor console (console/, docs/console.md) --
+    # the Entra app supervisors sign in with (default: the bot's MICROSOFT_APP_ID and
+    # password); neither set = local development: open to this machine only
+    console_client_id: str = Field("", validation_alias=_env("SWITCHBOARD_CONSOLE_CLIENT_ID"))
+    console_client_secret: str = Field(
+        "", validation_alias=_env("SWITCHBOARD_CONSOLE_CLIENT_SECRET"))
+    # where they sign in (default: https://login.microsoftonline.com/ and the bot's Entra
+    # tenant, or `organizations`)
+    console_authority: str = Field("", validation_alias=_env("SWITCHBOARD_CONSOLE_AUTHORITY"))
+    # the console's public address, for Entra's redirect (https://bot.example.com)
+    console_url: str = Field("", validation_alias=_env("SWITCHBOARD_CONSOLE_URL"))
+    # the key that signs the console's cookies (the same on every instance)
+    console_secret: str = Field("", validation_alias=_env("SWITCHBOARD_CONSOLE_SECRET"))
+    console_session_hours: float = Field(
+        8.0, gt=0, le=24 * 30, validation_alias=_env("SWITCHBOARD_CONSOLE_SESSION_HOURS"))
+    # how often the live view is recomputed while a console is open (seconds)
+    console_refresh: float = Field(
+        2.0, ge=0.2, le=60, validation_alias=_env("SWITCHBOARD_CONSOLE_REFRESH"))
+    # how often the figures are folded from the store's feeds (seconds; 0 = only at start)
+    console_fold_interval: float = Field(
+        10.0, ge=0, validation_alias=_env("SWITCHBOARD_CONSOLE_FOLD_INTERVAL"))
+    # how far behind now the fold stays, for writes still landing (seconds)
+    console_fold_lag: float = Field(
+        60.0, ge=0, le=3600, validation_alias=_env("SWITCHBOARD_CONSOLE_FOLD_LAG"))
+    # a guest silent this long in a pipeline is no longer shown as in it (minutes)
+    console_idle_minutes: float = Field(
+        30.0, gt=0, validation_alias=_env("SWITCHBOARD_CONSOLE_IDLE_MINUTES"))
+
+    @property
+    def console_sign_in(self) -> bool:
+        """Supervisors sign in with Entra ID (else: local development mode)."""
+        return bool(self.console_client_id or self.app_id)
+
+    @property
+    def console_asked(self) -> bool:
+        """A console setting is set: the console is meant to be used, so it must be whole."""
+        return bool(self.console_client_id or self.console_url or self.console_secret
+                    or self.console_authority or self.console_client_secret)
 
 
 def make_store(settings: Settings) -> DocumentStore:
@@ -237,9 +275,34 @@ def check(settings: Settings) -> list[str]:
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         problems.append(f"SWITCHBOARD_LOG_LEVEL={settings.log_level!r}: not a level: use "
                         f"DEBUG, INFO, WARNING or ERROR")
+    problems += console_problems(settings)
     if not Path(settings.config_path).is_file():
         problems.append(f"SWITCHBOARD_CONFIG={settings.config_path!r}: no such file: point it "
                         f"at the tenants' configuration (YAML or JSON)")
+    return problems
+
+
+def console_problems(settings: Settings) -> list[str]:
+    """What the console's sign-in needs, when a console setting says it is wanted (a bot
+    with an app id and no console settings runs with its console off)."""
+    if not settings.console_sign_in or not settings.console_asked:
+        return []
+    problems = []
+    if not (settings.console_client_secret or settings.app_password):
+        problems.append("SWITCHBOARD_CONSOLE_CLIENT_SECRET is not set, and the console's "
+                        "sign-in needs the Entra app's client secret: set it (or "
+                        "MICROSOFT_APP_PASSWORD when the console uses the bot's app)")
+    url = settings.console_url
+    if not url.startswith("https://") and not url.startswith(("http://127.0.0.1",
+                                                              "http://localhost")):
+        problems.append(f"SWITCHBOARD_CONSOLE_URL={url!r}: the console's sign-in needs its "
+                        f"public https address, like https://bot.example.com (Entra "
+                        f"redirects supervisors to <it>/console/auth/callback)")
+    if len(settings.console_secret) < 32:
+        problems.append("SWITCHBOARD_CONSOLE_SECRET is not set or shorter than 32 characters: "
+                        "set it to a long random text, the same on every instance (it signs "
+                        "the console's cookies), e.g. `python -c \"import secrets; "
+                        "print(secrets.token_urlsafe(48))\"`")
     return problems
 
 

@@ -83,6 +83,16 @@ def render_manifest(settings: ManifestSettings, template: Path = TEMPLATE_PATH) 
         manifest["validDomains"] = [domain]
     else:
         manifest.pop("validDomains", None)
+    # the supervisor console, a personal tab on the bot's own domain (beside the chat)
+    tabs = [t for t in manifest.get("staticTabs", []) if t.get("entityId") != "console"]
+    if domain:
+        console = f"https://{domain}/console/"
+        tabs.append({"entityId": "console", "name": "Console", "contentUrl": console,
+                     "websiteUrl": console, "scopes": ["personal"]})
+    if any(t.get("entityId") != "conversations" for t in tabs):
+        manifest["staticTabs"] = tabs
+    else:
+        manifest.pop("staticTabs", None)
     if bot_id:
         resource = f"api://{domain}/botid-{bot_id}" if domain else f"api://botid-{bot_id}"
         manifest["webApplicationInfo"] = {"id": bot_id, "resource": resource}

@@ -85,6 +85,23 @@ class AgentConfig(BaseModel):
     capacity: int | None = Field(default=None, ge=1, le=20)
 
 
+class PersonConfig(BaseModel):
+    """Someone who may open the supervisor console (console/), known by their Entra object id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aad_object_id: str = Field(pattern=AAD_OBJECT_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=120)
+
+
+def _once(people: list[PersonConfig], role: str) -> list[PersonConfig]:
+    ids = [p.aad_object_id.casefold() for p in people]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"{role} {twice[0]} is listed twice: keep one entry")
+    return people
+
+
 class TenantConfig(BaseModel):
     """A department of the help desk. Not the Microsoft Entra tenant."""
 
@@ -97,6 +114,8 @@ class TenantConfig(BaseModel):
     pipelines: list[PipelineConfig] = Field(min_length=1)
     agents: list[AgentConfig] = Field(default_factory=list)
     agent_capacity: int = Field(default=2, ge=1, le=20)
+    # who sees and steers this department's chats in the supervisor console
+    supervisors: list[PersonConfig] = Field(default_factory=list)
     # the card a guest gets when an agent transfers the chat here
     transfer_template: TemplateRef = "builtin:transfer"
     # FAQ articles for `faq` stages: a YAML/JSON file, or several, relative to the config file
@@ -106,6 +125,11 @@ class TenantConfig(BaseModel):
     timezone: str | None = None
     opening_hours: OpeningHours | None = None
     holidays: list[Holiday] = Field(default_factory=list)
+
+    @field_validator("supervisors")
+    @classmethod
+    def _supervisors(cls, value: list[PersonConfig]) -> list[PersonConfig]:
+        return _once(value, "supervisor")
 
     @field_validator("timezone")
     @classmethod
@@ -175,6 +199,8 @@ class SwitchboardConfig(BaseModel):
     tenants: list[TenantConfig] = Field(min_length=1)
     # the only hosts `http_request` stages may call (pipelines/url_guard.py)
     http_allowlist: list[str] = Field(default_factory=list, max_length=100)
+    # who sees and steers every department in the supervisor console
+    admins: list[PersonConfig] = Field(default_factory=list)
     # set by the loader: where relative template paths are resolved
     source: str = ""
     # set by the loader: resolved templates, by (tenant, pipeline, stage, setting)
@@ -194,6 +220,11 @@ class SwitchboardConfig(BaseModel):
             if problem:
                 raise ValueError(problem)
         return hosts
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, value: list[PersonConfig]) -> list[PersonConfig]:
+        return _once(value, "admin")
 
     def tenant(self, tenant_id: str) -> TenantConfig:
         for tenant in self.tenants:

@@ -102,6 +102,7 @@ AGENTS = "agents"
 TIMERS = "timers"
 CONFIG = "config"
 BOTSTATE = "botstate"
+CONSOLE = "console"
 
 LAYOUT = Layout((
     # A department's chats. Each session and its transcript lines (which are also the
@@ -128,6 +129,11 @@ LAYOUT = Layout((
             # FAQ answers' records, for the report
             Index(("type", "at"), scope="prefix", descending=True, kind="faq"),
             Index(("type", "at"), scope="all", descending=True, kind="faq"),
+            # the supervisor console's feeds (storage/stats.py): a department's sessions by
+            # when they opened and when they closed, and its waits for an agent as they end
+            Index(("type", "created_at"), scope="prefix", descending=True, kind="session"),
+            Index(("type", "closed_at"), scope="prefix", descending=True, kind="session"),
+            Index(("type", "at"), scope="prefix", descending=True, kind="wait"),
         ),
         ttl=True,
     ),
@@ -160,6 +166,20 @@ LAYOUT = Layout((
     Container(CONFIG, ("configId",)),
     # botbuilder Storage (ConversationState, UserState, dialogs)
     Container(BOTSTATE, ("stateKey",), lazy=True),
+    # the supervisor console (storage/stats.py, console/): per department (`scope` = its
+    # id) one rollup per day, the feeds' cursors and one search digest per closed chat; the
+    # console's sign-ins under the scope `signin`
+    Container(
+        CONSOLE,
+        ("scope",),
+        indexes=(
+            # a department's rollups for a range of days
+            Index(("type", "day"), descending=True),
+            # a department's chats for search, newest first
+            Index(("type", "created_at"), descending=True),
+        ),
+        ttl=True,
+    ),
 ))
 
 

@@ -31,6 +31,7 @@ from pipelines.routing.common import (
     tenant_of,
 )
 from pipelines.routing.search import Search
+from pipelines.routing.waits import note_wait
 from storage.agents import AgentRecord
 from storage.models import Assignment, Phase
 
@@ -41,11 +42,14 @@ class Accepting:
         self.search = search
 
     async def accept(self, agent_id: str, tenant_id: str, session_id: str, *,
-                     key: str | None = None, in_place: bool = True) -> dict[str, Any]:
+                     key: str | None = None, in_place: bool = True,
+                     tell_agent: dict[str, Any] | None = None,
+                     by: str | None = None) -> dict[str, Any]:
         """The card that replaces the agent's offer. Raises Refused.
 
         `in_place`: the answer replaces the pressed card (Action.Execute); otherwise the
-        offer card is updated by a message recorded with the accept.
+        offer card is updated by a message recorded with the accept. `tell_agent`: a card
+        sent to the agent with it (a supervisor's assignment, `by` them).
         """
         desk = self.desk
         tenant = tenant_of(desk.config, tenant_id)
@@ -77,6 +81,10 @@ class Accepting:
                                  reference=record.reference)
             s.metadata["Agent.Id"] = agent_id.casefold()
             s.metadata["Agent.Name"] = name
+            note_wait(turn, "answered", agent_id=agent_id.casefold(), agent_name=name, by=by)
+            if tell_agent is not None:
+                turn.message(f"agent:{agent_id.casefold()}", card=tell_agent,
+                             reference=record.reference, visible=False)
             self.search.close_offers(turn, "", status="taken", keep=agent_id.casefold(),
                                      card=taken_card(guest, tenant.name, name))
             if mine is not None:

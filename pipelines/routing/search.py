@@ -19,6 +19,7 @@ from pipelines.config import StageConfig, TenantConfig
 from pipelines.engine import Turn
 from pipelines.routing.common import Desk, NothingToDo, guest_name, log
 from pipelines.routing.offer_view import offer_view
+from pipelines.routing.waits import note_wait
 from storage.agents import AgentRecord, Presence
 from storage.models import Offer, Phase, Session, SessionState
 from storage.timers import NotYet, Timer
@@ -56,6 +57,7 @@ class Search:
         free them (after the write)."""
         session = turn.session
         if session.phase == Phase.WAITING:
+            note_wait(turn, "abandoned")
             self.close_offers(turn, why)
         elif session.phase == Phase.CONNECTED and session.agent is not None:
             agent = session.agent
@@ -117,6 +119,7 @@ class Search:
             self._hunt_moves_on(turn, timer.payload.get("agent"))
             await self.offer_round(turn, stage)
         elif timer.kind == "max_wait":
+            note_wait(turn, "timed_out")
             self.close_offers(turn, "The guest stopped waiting: nobody was free in time.")
             turn.cancel_timers()
             session.phase = Phase.PIPELINE

@@ -1,0 +1,143 @@
+"""A department's figures for a window of time: its rollups plus what the fold has not
+reached yet, at a cost that does not grow with history.
+
+The rollups of the UTC days the window touches are one query; the feeds' items after the
+department's cursor (the last minute or so, storage/fold.py) are three short walks of the
+feeds' indexes, turned into facts in memory the same way the fold does.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from storage.documents import DocumentStore
+from storage.feeds import PAGE, since
+from storage.fold import read_cursor
+from storage.layout import CONSOLE
+from storage.stats import FEEDS, Counts, Fact, Position, Rollup, facts, slot_start, utc_days
+
+
+@dataclass
+class Slots:
+    """A department's slots over some UTC days: (day, slot) -> counts."""
+
+    by_slot: dict[tuple[str, str], Counts] = field(default_factory=dict)
+    # the fold is far behind: figures past its cursor are not all counted yet
+    behind: bool = False
+
+    def add(self, day: str, slot: str, counts: Counts, sign: int = 1) -> None:
+        mine = self.by_slot.get((day, slot))
+        if mine is None:
+            mine = self.by_slot[(day, slot)] = Counts()
+        mine.absorb(counts, sign)
+
+    def between(self, start: datetime, end: datetime) -> Counts:
+        total = Counts()
+        for (day, slot), counts in self.by_slot.items():
+            if start <= slot_start(day, slot) < end:
+                total.absorb(counts)
+        return total
+
+
+# items past the cursor one refresh reads at most per feed (a fold far behind, say the first
+# one on a long history, is caught up by the fold; meanwhile the figures say so)
+TAIL_LIMIT = 5_000
+# each refresh reads again the items of the last seconds: a write whose timestamp was taken
+# before it landed (a turn in flight) is counted once it lands; one later still is counted
+# when the fold passes it (its `lag` covers that case)
+LATE = timedelta(seconds=5)
+# the feeds are read in pages of what the last refresh found plus this: the store bounds a
+# query from above only, so a page reads this many items already known, at most
+SLACK = 10
+
+
+class Tail:
+    """A department's feed items past the fold's cursor, with their facts. Kept by the live
+    view between refreshes, so each refresh reads only what is new since the last one (and
+    the last LATE seconds again); an item leaves it when the fold's cursor passes it (it is in
+    the rollups then). Items are keyed by position, so one read twice counts once. Their sum
+    is kept as they come and go: a refresh costs what changed, not the tail's length."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[Position, list[Fact]]] = {feed: {} for feed in FEEDS}
+        self.sums = Slots()
+        # feeds whose last read stopped at TAIL_LIMIT: what they hold is not contiguous
+        self.cut: set[str] = set()
+        self.found: dict[str, int] = {feed: PAGE for feed in FEEDS}
+        self.behind = False
+
+    def _put(self, feed: str, position: Position, found: list[Fact] | None) -> None:
+        for fact in self.items[feed].pop(position, None) or ():
+            self.sums.add(fact.day, fact.slot, fact.counts, -1)
+        if found is not None:
+            self.items[feed][position] = found
+            for fact in found:
+                self.sums.add(fact.day, fact.slot, fact.counts)
+
+    async def refresh(self, docs: DocumentStore, tenant_id: str,
+                      rating_keys: tuple[str, ...], now: datetime) -> None:
+        cursor = await read_cursor(docs, tenant_id)
+        upto = (now + timedelta(minutes=5)).isoformat(timespec="milliseconds")
+        settled = (now - LATE).isoformat(timespec="milliseconds")
+        self.behind = False
+        for feed in FEEDS:
+            done = cursor.positions.get(feed)
+            for position in [p for p in self.items[feed]
+                             if feed in self.cut or (done is not None and p <= done)]:
+                self._put(feed, position, None)
+            self.cut.discard(feed)
+            known = [p for p in self.items[feed] if p[0] <= settled]
+            after = max([p for p in (done, max(known, default=None)) if p is not None],
+                        default=None)
+            read = 0
+            size = min(PAGE, self.found[feed] + SLACK)
+            async with aclosing(since(docs, feed, tenant_id, after, upto, page=size)) as pages:
+                async for page in pages:
+                    for position, body in page:
+                        self._put(feed, position, facts(feed, body, rating_keys))
+                    read += len(page)
+                    if read >= TAIL_LIMIT:
+                        self.behind = True
+                        self.cut.add(feed)
+                        break
+            self.found[feed] = read
+
+    def add_to(self, out: Slots) -> None:
+        for (day, slot), counts in self.sums.by_slot.items():
+            out.add(day, slot, counts)
+
+
+async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datetime,
+                rating_keys: tuple[str, ...], now: datetime, tail: Tail | None = None
+                ) -> Slots:
+    """The slots of [start, end): rollups, and the items not folded yet when the window
+    reaches past the cursor (`tail`: the live view's, read incrementally)."""
+    days = utc_days(start, end)
+    found = await docs.query(CONSOLE, tenant_id, {"type": "rollup"}, order_by="day",
+                             descending=True, limit=len(days), at_most={"day": days[-1]})
+    out = Slots()
+    for doc in found:
+        rollup = Rollup.model_validate(doc.body)
+        if rollup.day < days[0]:
+            continue
+        for slot, counts in rollup.slots.items():
+            out.add(rollup.day, slot, counts)
+    if end >= now - timedelta(days=1):
+        tail = tail or Tail()
+        await tail.refresh(docs, tenant_id, rating_keys, now)
+        tail.add_to(out)
+        out.behind = tail.behind
+    return out
+
+
+def zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name or "UTC")
+
+
+def local_day(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """A department's calendar day, as a [start, end) window."""
+    start = datetime.combine(day, time.min, tz)
+    return start, datetime.combine(day + timedelta(days=1), time.min, tz)

@@ -1,0 +1,128 @@
+"""What a refresh of the live view reads between two folds, on the embedded store (the rows
+it reads, counted; tests/test_console_costs.py counts the round trips on both stores).
+
+- A refresh reads the open chats and what is new since the last one, not the history: the
+  idle chats left in a pipeline and the items already read are not read again.
+- A write whose timestamp was taken before an item already read, landing later, is counted.
+- A tail too long to read at once says so (`catching_up`) until the fold passes it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import console.figures
+from console import figures, live
+from console.live import Board, rating_keys
+from pipelines.loader import load_config
+from storage.agents import AgentStore
+from storage.embedded import EmbeddedStore
+from storage.fold import Folder
+from storage.models import Phase, SessionState
+from storage.sessions import SessionStore
+from tests.console_support import console_config
+from tests.test_console_costs import History
+from tests.test_query_plans import Recording
+
+
+class Rows(Recording):
+    """Counts the documents the queries return."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.rows = 0
+
+    async def query(self, container, partition, equals, **kwargs):
+        found = await super().query(container, partition, equals, **kwargs)
+        self.rows += len(found)
+        return found
+
+
+def _board(docs, config) -> Board:
+    return Board(config, docs, SessionStore(docs), AgentStore(docs), refresh=0)
+
+
+def _folder(docs, config) -> Folder:
+    return Folder(docs, lambda: [t.id for t in config.tenants], rating_keys(config), lag=0)
+
+
+async def test_a_refresh_reads_what_is_new_not_the_history(tmp_path):
+    config, _ = load_config(str(console_config(tmp_path)))
+    read = []
+    for size in (10, 300):
+        docs = Rows(EmbeddedStore(tmp_path / f"rows-{size}.sqlite3"))
+        await docs.open()
+        try:
+            history = History(docs)
+            now = datetime.now(UTC)
+            for i in range(size):
+                when = now - timedelta(days=1 + i % 30, minutes=i % 300)
+                if i % 5:
+                    await history.chat("it", created=when, closed=when + timedelta(minutes=3),
+                                       state=SessionState.RESOLVED)
+                else:  # a guest who left in the middle of a pipeline: open, idle for days
+                    await history.chat("it", created=when)
+            await _folder(docs, config).fold()
+            # not folded yet: 20 chats of the last minutes, and the same open chats
+            for i in range(20):
+                when = now - timedelta(minutes=3, seconds=i)
+                await history.chat("it", created=when, closed=when + timedelta(seconds=30),
+                                   state=SessionState.DEFLECTED)
+            for phase in (Phase.PIPELINE, Phase.WAITING, Phase.CONNECTED):
+                await history.chat("it", created=now - timedelta(minutes=2), phase=phase)
+            board = _board(docs, config)
+            first = await board.compute()  # reads the 20 chats: the next page is sized so
+            second = await board.compute()  # finds nothing new
+            docs.rows = 0
+            third = await board.compute()
+            read.append(docs.rows)
+            for snapshot in (first, second, third):
+                it = snapshot["departments"]["it"]
+                assert it["pipeline"]["count"] == 1  # the idle ones are not "in the pipeline"
+                assert it["waiting"]["count"] == 1 and it["connected"]["count"] == 1
+                assert it["today"]["deflected"] == 20 and it["catching_up"] is False
+        finally:
+            await docs.close()
+    # the 3 open chats and a rollup; a page's slack of idle chats in a pipeline, and of
+    # items already read in each of the 3 feeds (the store bounds a query from above only)
+    bound = 3 + 1 + 10 + 3 * 10
+    assert read[0] <= bound and read[1] <= bound, read
+    assert live.SLACK == figures.SLACK == 10
+
+
+async def test_a_write_that_lands_late_is_counted(tmp_path):
+    config, _ = load_config(str(console_config(tmp_path)))
+    docs = EmbeddedStore(tmp_path / "late.sqlite3")
+    await docs.open()
+    try:
+        history = History(docs)
+        now = datetime.now(UTC)
+        await history.chat("it", created=now - timedelta(seconds=1))
+        board = _board(docs, config)
+        assert (await board.compute())["departments"]["it"]["hour"]["started"] == 1
+        # its timestamp was taken before the first one's, it landed after the refresh
+        await history.chat("it", created=now - timedelta(seconds=3))
+        assert (await board.compute())["departments"]["it"]["hour"]["started"] == 2
+        assert (await board.compute())["departments"]["it"]["hour"]["started"] == 2
+    finally:
+        await docs.close()
+
+
+async def test_a_tail_too_long_to_read_says_so_until_the_fold_passes(tmp_path, monkeypatch):
+    monkeypatch.setattr(console.figures, "TAIL_LIMIT", 3)
+    config, _ = load_config(str(console_config(tmp_path)))
+    docs = EmbeddedStore(tmp_path / "behind.sqlite3")
+    await docs.open()
+    try:
+        history = History(docs)
+        now = datetime.now(UTC)
+        for i in range(5):
+            await history.chat("it", created=now - timedelta(minutes=5, seconds=i))
+        board = _board(docs, config)
+        for _ in range(2):  # the second refresh does not take the cut read for all there is
+            assert (await board.compute())["departments"]["it"]["catching_up"] is True
+        await _folder(docs, config).fold()
+        it = (await board.compute())["departments"]["it"]
+        assert it["catching_up"] is False and it["hour"]["started"] == 5
+    finally:
+        await docs.close()
