@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from aiohttp import web
 
+import telemetry
 from bots.adapter import StockAdapter, SwitchboardAdapter, on_turn_error
 from bots.agent_desk import AgentDesk
 from bots.authentication import bot_auth
@@ -90,7 +91,7 @@ def create_app(
     settings = settings or Settings()
     if config is None:
         config, _warnings = load_config(settings.config_path)
-    docs = docs or make_store(settings)
+    docs = telemetry.traced_store(docs or make_store(settings))
     lease = settings.delivery_lease_seconds
     owner = Owner(instance_name(settings), uuid.uuid4().hex[:12])
     sessions = SessionStore(docs, clock=clock, lease_seconds=lease,
@@ -117,14 +118,16 @@ def create_app(
                 use_execute=settings.offer_execute)
     routing = Routing(desk)
     engine.routing = routing
-    runner = TimerRunner(timers, routing.on_timer, interval=settings.timer_interval or 1.0)
+    runner = TimerRunner(timers, telemetry.traced_timer(routing.on_timer, clock),
+                         interval=settings.timer_interval or 1.0)
     recovery = Recovery(engine, deliverer, clock=clock)
     sweep_lease = SweepLease(docs, owner.name, seconds=max(5.0, settings.sweep_interval * 2),
                              clock=clock, dead=owner.dead)
     bot = HelpDeskBot(engine, sessions, recovery, AgentDesk(routing))
     loops: list[asyncio.Task] = []
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=telemetry.server_middlewares())
     app[DOCS] = docs
     app[SESSIONS] = sessions
     app[ENGINE] = engine
@@ -182,6 +185,7 @@ def create_app(
         if settings.purge_interval > 0:
             loops.append(asyncio.create_task(every(settings.purge_interval, purge,
                                                    "the expiry purge")))
+        loops.extend(telemetry.watch_gauges(config, sessions, desk.agents, clock))
         _quiet_gc()
 
     async def on_shutdown(app: web.Application) -> None:
@@ -282,6 +286,7 @@ def main() -> None:
     except SettingsError as exc:
         _refuse(*exc.problems)
     configure_logging(settings.log_level)
+    telemetry.configure(os.environ, instance=instance_name(settings))
     for line in unknown(dict(os.environ)):
         print(f"switchboard: warning: {line}", file=sys.stderr)
     if not settings.app_id and not is_loopback(settings.host) and (
