@@ -202,13 +202,13 @@ class Receiver:
         app.router.add_get("/stats", self._stats)
         return app
 
-    async def wait_for(self, check: Any, timeout: float = 20.0) -> None:
+    async def wait_for(self, check: Any, seconds: float = 20.0) -> None:
         """Until `check(received)` is true (bounded)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + seconds
         while not check(self.received):
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                raise AssertionError(f"the receiver did not get it in {timeout}s: "
+                raise AssertionError(f"the receiver did not get it in {seconds}s: "
                                      f"{self.received.requests}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
