@@ -77,6 +77,8 @@ def _azure_monitor(export: ExportPlan, resource: Any, spans: list[Any], readers:
         disable_tracing="traces" not in export.azure_signals,
         disable_metrics="metrics" not in export.azure_signals,
         disable_logging="logs" not in export.azure_signals,
+        # Live Metrics streams to its own endpoint, outside what the connection string names
+        enable_live_metrics=False,
         # aiohttp is traced by telemetry/http.py, for our app and our sends only
         instrumentation_options={name: {"enabled": False}
                                  for name in ("django", "fastapi", "flask", "psycopg2")},

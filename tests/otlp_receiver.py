@@ -198,7 +198,7 @@ class Receiver:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/{kind}", self._otlp)
-        app.router.add_post("/v2.1/track", self._track)
+        app.router.add_post("/{prefix:/*}v2.1/track", self._track)
         app.router.add_get("/stats", self._stats)
         return app
 
