@@ -29,9 +29,18 @@ VARIABLES = (
     *(f"OTEL_{s.upper()}_EXPORTER" for s in SIGNALS),
     "OTEL_SDK_DISABLED",
     "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_PYTHON_LOG_HANDLER_LEVEL",
     AZURE_MONITOR,
 )
 DEFAULT_METRIC_INTERVAL = 60.0  # seconds, the SDK's default
+# without OTEL_TRACES_SAMPLER: one turn in ten is traced (a trace the caller sampled always
+# is); every turn costs ~40% of the turns/s, one in ten under 10% (docs/telemetry.md)
+DEFAULT_SAMPLE_RATIO = 0.1
+# without OTEL_PYTHON_LOG_HANDLER_LEVEL: warnings and errors are exported (the INFO line of
+# each turn says what the turn's span and metrics say)
+LOG_LEVELS = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
+DEFAULT_LOG_LEVEL = "warning"
 
 
 class TelemetryError(Exception):
@@ -50,6 +59,9 @@ class ExportPlan:
     azure_monitor: str = ""  # the connection string; "" = off
     azure_signals: frozenset[str] = frozenset()
     metric_interval: float = DEFAULT_METRIC_INTERVAL  # seconds
+    # None: OTEL_TRACES_SAMPLER decides (the SDK reads it); else the ratio Switchboard samples
+    sample_ratio: float | None = DEFAULT_SAMPLE_RATIO
+    log_level: int = LOG_LEVELS[DEFAULT_LOG_LEVEL]  # of the records exported
 
     @property
     def any(self) -> bool:
@@ -147,9 +159,15 @@ def plan(environ: Mapping[str, str]) -> ExportPlan:
         except ValueError:
             problems.append(f"OTEL_METRIC_EXPORT_INTERVAL={raw!r}: not a duration: use "
                             f"milliseconds, more than 0 (default 60000)")
+    level = environ.get("OTEL_PYTHON_LOG_HANDLER_LEVEL", "").strip().lower() or DEFAULT_LOG_LEVEL
+    if level not in LOG_LEVELS:
+        problems.append(f"OTEL_PYTHON_LOG_HANDLER_LEVEL={level!r}: not a level: use debug, "
+                        f"info, warning or error (default {DEFAULT_LOG_LEVEL})")
     if problems:
         raise TelemetryError(problems)
-    return ExportPlan(frozenset(otlp), connection, frozenset(azure), interval)
+    ratio = None if environ.get("OTEL_TRACES_SAMPLER", "").strip() else DEFAULT_SAMPLE_RATIO
+    return ExportPlan(frozenset(otlp), connection, frozenset(azure), interval, ratio,
+                      LOG_LEVELS.get(level, 30))
 
 
 def problems(environ: Mapping[str, str]) -> list[str]:

@@ -82,10 +82,15 @@ def fail(span: Span, exc: BaseException) -> None:
 @contextmanager
 def span(name: str, attributes: Attributes | None = None,
          kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
-    """A child span of the current one (a non-recording span when tracing is off)."""
+    """A child span of the current one, or a root span when there is none. Nothing when
+    tracing is off, or when the current span is not sampled (its children would not be)."""
     active = ACTIVE
     if active is None:
         yield trace.INVALID_SPAN
+        return
+    parent = trace.get_current_span()
+    if not parent.is_recording() and parent.get_span_context().is_valid:
+        yield parent
         return
     with active.tracer.start_as_current_span(name, kind=kind, attributes=attributes,
                                              record_exception=False,

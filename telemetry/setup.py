@@ -88,15 +88,18 @@ def _azure_monitor(export: ExportPlan, resource: Any, spans: list[Any], readers:
     return tracer_provider, meter_provider
 
 
-def _own_providers(resource: Any, spans: list[Any], readers: list[Any],
+def _own_providers(export: ExportPlan, resource: Any, spans: list[Any], readers: list[Any],
                    logs: list[Any]) -> tuple[Any, Any]:
     from opentelemetry import metrics, trace
 
     tracer_provider = meter_provider = None
     if spans:
         from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-        tracer_provider = TracerProvider(resource=resource)
+        sampler = (ParentBased(TraceIdRatioBased(export.sample_ratio))
+                   if export.sample_ratio is not None else None)  # None: the SDK reads the env
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         for processor in spans:
             tracer_provider.add_span_processor(processor)
         trace.set_tracer_provider(tracer_provider)
@@ -118,6 +121,16 @@ def _own_providers(resource: Any, spans: list[Any], readers: list[Any],
     return tracer_provider, meter_provider
 
 
+def _export_level(level: int) -> None:
+    """The OpenTelemetry log handlers (ours, or the Azure Monitor distro's) export records
+    of this level and above."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LoggingHandler):
+            handler.setLevel(level)
+
+
 def configure(environ: Mapping[str, str], *, instance: str) -> runtime.Active | None:
     """Set up what the environment asks for; None when nothing is exported. Raises
     TelemetryError (one line per mistake) when the variables are wrong."""
@@ -130,6 +143,8 @@ def configure(environ: Mapping[str, str], *, instance: str) -> runtime.Active | 
         tracer_provider, meter_provider = _azure_monitor(export, resource, spans, readers,
                                                          logs)
     else:
-        tracer_provider, meter_provider = _own_providers(resource, spans, readers, logs)
+        tracer_provider, meter_provider = _own_providers(export, resource, spans, readers,
+                                                         logs)
+    _export_level(export.log_level)
     return runtime.install(tracer_provider, meter_provider,
                            metric_interval=export.metric_interval)

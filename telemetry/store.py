@@ -92,6 +92,7 @@ class TracedStore(DocumentStore):
         real = _innermost(inner)
         self.system = "azure.cosmosdb" if type(real).__module__ == "storage.cosmos" else "sqlite"
         self._labels: dict[tuple[str, str], dict[str, str]] = {}
+        self._keys: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
 
     def __getattr__(self, name: str) -> Any:
         # what a backend offers beyond the protocol (the embedded store's path, Cosmos's
@@ -114,6 +115,9 @@ class TracedStore(DocumentStore):
         call = _Call()
         token = _CALL.set(call)
         labels = self._attributes(op, container)
+        key = self._keys.get((op, container))
+        if key is None:
+            key = self._keys[(op, container)] = tuple(labels.items())
         instruments = self.active.instruments
         try:
             if not trace.get_current_span().is_recording():
@@ -141,9 +145,9 @@ class TracedStore(DocumentStore):
                 return result
         finally:
             _CALL.reset(token)
-            instruments.store_round_trips.add(call.round_trips or 1, labels)
+            instruments.store_round_trips.add(call.round_trips or 1, key)
             if call.charge:
-                instruments.store_charge.add(call.charge, labels)
+                instruments.store_charge.add(call.charge, key)
 
     # -- the protocol ----------------------------------------------------------------
 

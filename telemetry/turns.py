@@ -81,9 +81,10 @@ async def _turn(active: runtime.Active, coro: Coroutine[Any, Any, T], activity: 
                                          OUTCOME: record.outcome, **(record.attributes or {})})
     finally:
         _TURN.reset(token)
-        labels = {DEPARTMENT: record.department, KIND: record.kind, OUTCOME: record.outcome}
+        labels = ((DEPARTMENT, record.department), (KIND, record.kind),
+                  (OUTCOME, record.outcome))
         active.instruments.turns.add(1, labels)
-        active.instruments.turn_duration.record(time.perf_counter() - started, labels)
+        active.instruments.turn_duration.record(time.perf_counter() - started, dict(labels))
 
 
 def outcome_of(events: Iterable[str], state: str | None) -> str:

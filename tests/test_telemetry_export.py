@@ -95,6 +95,9 @@ async def test_the_bot_exports_traces_metrics_and_logs_over_otlp(tmp_path, conne
             "OTEL_METRIC_EXPORT_INTERVAL": "300",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_BLRP_SCHEDULE_DELAY": "100",
+            # every turn traced, and the INFO lines exported (defaults: 1 in 10, warnings)
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            "OTEL_PYTHON_LOG_HANDLER_LEVEL": "info",
             "SWITCHBOARD_INSTANCE": "export-test",
         }, tmp_path, connector, marker)
         got: Received = receiver.received
@@ -155,6 +158,7 @@ async def test_the_bot_exports_to_application_insights(tmp_path, connector):
             "OTEL_BLRP_SCHEDULE_DELAY": "100",
             # the distro samples a few traces a second by default: every one, to count them
             "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_PYTHON_LOG_HANDLER_LEVEL": "info",
             "HTTP_PROXY": f"http://127.0.0.1:{proxy_port}",
             "HTTPS_PROXY": f"http://127.0.0.1:{proxy_port}",
             "NO_PROXY": "127.0.0.1,localhost",

@@ -85,6 +85,11 @@ def test_with_nothing_to_export_every_hook_hands_back_its_input():
      ExportPlan(otlp=frozenset({"traces", "metrics"}), metric_interval=15.0)),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
      ExportPlan()),
+    # one turn in ten unless the sampler is named; warnings unless a level is
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+      "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_PYTHON_LOG_HANDLER_LEVEL": "info"},
+     ExportPlan(otlp=frozenset({"traces", "metrics", "logs"}), sample_ratio=None,
+                log_level=20)),
     ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=abc;IngestionEndpoint="
       "https://westeurope-5.in.applicationinsights.azure.com/", "OTEL_METRICS_EXPORTER": "none"},
      ExportPlan(azure_monitor="InstrumentationKey=abc;IngestionEndpoint=https://westeurope-5.in"
@@ -92,6 +97,23 @@ def test_with_nothing_to_export_every_hook_hands_back_its_input():
 ])
 def test_the_standard_variables_decide_what_is_exported(environ, expected):
     assert plan(environ) == expected
+    assert ExportPlan().sample_ratio == 0.1 and ExportPlan().log_level == 30
+
+
+def test_by_default_one_turn_in_ten_is_traced_and_a_sampled_caller_always_is(monkeypatch):
+    from opentelemetry import context
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    sampler = ParentBased(TraceIdRatioBased(plan({}).sample_ratio))
+    ids = range(1, 2**64, 2**64 // 10_000)
+    sampled = sum(sampler.should_sample(None, (5 << 64) | i, "turn").decision.is_sampled()
+                  for i in ids)
+    assert 800 <= sampled <= 1200
+    remote = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    parent = set_span_in_context(NonRecordingSpan(remote), context.Context())
+    assert all(sampler.should_sample(parent, 7, "turn").decision.is_sampled()
+               for _ in range(100))
 
 
 def test_a_missing_package_is_named_with_its_variable(monkeypatch):
