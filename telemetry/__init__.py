@@ -5,6 +5,11 @@ The rest of the code calls the hooks below, each one line where it happens; see
 docs/telemetry.md for what is traced and measured, and what is never recorded.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
 from telemetry.config import TelemetryError, problems
 from telemetry.runtime import span, traced
 from telemetry.sends import (
@@ -18,21 +23,31 @@ from telemetry.sends import (
 from telemetry.store import traced_store
 from telemetry.turns import in_turn, traced_timer, transferred, turn_done, turn_failed
 
+if TYPE_CHECKING:
+    import asyncio
 
-def configure(environ, *, instance: str):
+    from pipelines.config import SwitchboardConfig
+    from storage.agents import AgentStore
+    from storage.sessions import SessionStore
+    from telemetry.runtime import Active
+
+
+def configure(environ: Mapping[str, str], *, instance: str) -> Active | None:
+    """Set up what the environment asks for (telemetry/setup.py); None: nothing exported."""
     from telemetry.setup import configure as setup
 
     return setup(environ, instance=instance)
 
 
-def server_middlewares() -> list:
+def server_middlewares() -> list[Any]:
     """aiohttp middlewares for the app: the server instrumentation ([] when off)."""
     from telemetry import runtime
 
     return list(runtime.ACTIVE.server_middlewares) if runtime.ACTIVE else []
 
 
-def watch_gauges(config, sessions, agents, clock) -> list:
+def watch_gauges(config: SwitchboardConfig, sessions: SessionStore, agents: AgentStore,
+                 clock: Callable[[], float]) -> list[asyncio.Task[None]]:
     """The gauges' reader task ([] when no metric is exported): telemetry/gauges.py."""
     from telemetry import runtime
 

@@ -8,8 +8,8 @@ no-op, and every hook of Switchboard's is a check of one global (telemetry/runti
   (which reads the standard OTEL_EXPORTER_OTLP_* variables itself), batched.
 - Azure Monitor (`APPLICATIONINSIGHTS_CONNECTION_STRING`): `configure_azure_monitor` from
   azure-monitor-opentelemetry makes the providers (its exporters, its sampler, its
-  instrumentation of the Azure SDK and `requests`); the OTLP exporters, when set as well, are
-  added to them.
+  instrumentation of `requests` and urllib); the OTLP exporters, when set as well, are added
+  to them.
 
 Either way the providers are also made global, so that libraries which trace or measure
 through the OpenTelemetry API (azure-core, msal's `requests`) report to the same place.
@@ -79,9 +79,11 @@ def _azure_monitor(export: ExportPlan, resource: Any, spans: list[Any], readers:
         disable_logging="logs" not in export.azure_signals,
         # Live Metrics streams to its own endpoint, outside what the connection string names
         enable_live_metrics=False,
-        # aiohttp is traced by telemetry/http.py, for our app and our sends only
-        instrumentation_options={name: {"enabled": False}
-                                 for name in ("django", "fastapi", "flask", "psycopg2")},
+        # aiohttp is traced by telemetry/http.py, for our app and our sends only; the store's
+        # calls by telemetry/store.py (the Azure SDK's own spans would repeat them, and make
+        # a root span of every timer poll, a second)
+        instrumentation_options={name: {"enabled": False} for name in (
+            "azure_sdk", "django", "fastapi", "flask", "psycopg2")},
     )
     tracer_provider = trace.get_tracer_provider() if export.exports("traces") else None
     meter_provider = metrics.get_meter_provider() if export.exports("metrics") else None
