@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from aiohttp import web
 
+import telemetry
 from bots.adapter import StockAdapter, SwitchboardAdapter, on_turn_error
 from bots.agent_desk import AgentDesk
 from bots.authentication import bot_auth
@@ -99,7 +100,7 @@ def create_app(
         raise ConfigError(problems)
     for note in notes:
         log.warning(note)
-    docs = docs or make_store(settings)
+    docs = telemetry.traced_store(docs or make_store(settings))
     lease = settings.delivery_lease_seconds
     owner = Owner(instance_name(settings), uuid.uuid4().hex[:12])
     sessions = SessionStore(docs, clock=clock, lease_seconds=lease,
@@ -127,7 +128,8 @@ def create_app(
     routing = Routing(desk)
     engine.routing = routing
     http_steps = HttpSteps(engine)
-    runner = TimerRunner(timers, http_steps.timers_or(routing.on_timer),
+    runner = TimerRunner(timers, telemetry.traced_timer(http_steps.timers_or(routing.on_timer),
+                                                        clock),
                          interval=settings.timer_interval or 1.0)
     recovery = Recovery(engine, deliverer, clock=clock)
     sweep_lease = SweepLease(docs, owner.name, seconds=max(5.0, settings.sweep_interval * 2),
@@ -135,7 +137,8 @@ def create_app(
     bot = HelpDeskBot(engine, sessions, recovery, AgentDesk(routing))
     loops: list[asyncio.Task] = []
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=telemetry.server_middlewares())
     app[DOCS] = docs
     app[SESSIONS] = sessions
     app[ENGINE] = engine
@@ -194,6 +197,7 @@ def create_app(
         if settings.purge_interval > 0:
             loops.append(asyncio.create_task(every(settings.purge_interval, purge,
                                                    "the expiry purge")))
+        loops.extend(telemetry.watch_gauges(config, sessions, desk.agents, clock))
         _quiet_gc()
 
     async def on_shutdown(app: web.Application) -> None:
@@ -301,6 +305,7 @@ def main() -> None:
     except SettingsError as exc:
         _refuse(*exc.problems)
     configure_logging(settings.log_level)
+    telemetry.configure(os.environ, instance=instance_name(settings))
     for line in unknown(dict(os.environ)):
         print(f"switchboard: warning: {line}", file=sys.stderr)
     if not settings.app_id and not is_loopback(settings.host) and (

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from storage.documents import DocumentStore
 from storage.factory import create_store
 from storage.models import DEFAULT_RETENTION_DAYS
+from telemetry.config import problems as telemetry_problems
 
 HERE = Path(__file__).resolve().parent
 
@@ -325,7 +326,7 @@ def load() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         raise SettingsError(explain(exc)) from None
-    problems = check(settings)
+    problems = check(settings) + telemetry_problems(os.environ)
     if problems:
         raise SettingsError(problems)
     return settings

@@ -44,6 +44,7 @@ from botframework.connector import Channels
 from botframework.connector.auth import AuthenticationConstants, ClaimsIdentity
 from msrest.serialization import Model
 
+import telemetry
 from bots.activity_reader import read_activity, read_model
 from bots.json_logging import quiet_known_noise
 from bots.lean_turns import LeanTurns
@@ -251,7 +252,8 @@ class StockAdapter(CloudAdapter):
                 status=401, headers={"WWW-Authenticate": "Bearer"},
             )
         try:
-            invoke_response = await self.process_activity(authenticated, activity, bot.on_turn)
+            invoke_response = await telemetry.in_turn(
+                self.process_activity(authenticated, activity, bot.on_turn), activity)
         except Exception:  # the turn's own errors go to on_turn_error: this is our bug
             log.exception("request failed", extra={
                 "activity_type": activity.type,
@@ -274,6 +276,7 @@ class SwitchboardAdapter(LeanTurns, StockAdapter):
 
 async def on_turn_error(context: TurnContext, error: Exception) -> None:
     """Log with a traceback, tell the person something went wrong, keep serving."""
+    telemetry.turn_failed()
     log.exception("turn failed", exc_info=error,
                   extra={"conversation": getattr(context.activity.conversation, "id", None)})
     if context.activity.type == "invoke":

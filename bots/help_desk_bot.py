@@ -12,6 +12,7 @@ from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler, TeamsInfo
 from botbuilder.schema import Activity, ChannelAccount
 
+import telemetry
 from bots.agent_desk import AgentDesk
 from bots.guest_input import (
     card_action_problem,
@@ -377,6 +378,7 @@ def _activity_id(context: TurnContext) -> str | None:
 
 
 def _log_agent_turn(context: TurnContext, agent_id: str, started: float, kind: str) -> None:
+    telemetry.turn_done(f"agent:{kind}", agent=agent_id)
     log.info(
         "agent turn",
         extra={
@@ -391,6 +393,7 @@ def _log_agent_turn(context: TurnContext, agent_id: str, started: float, kind: s
 
 def _log_turn(context: TurnContext, result: TurnResult | None, started: float, kind: str) -> None:
     session = result.session if result else None
+    telemetry.turn_done(kind, session, result)
     log.info(
         "turn",
         extra={

@@ -15,6 +15,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from botbuilder.schema.teams import TeamsChannelData
 
 from bots.request_body import aiohttp_reason
+from telemetry.logs import TraceIds
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -86,6 +87,7 @@ def quiet_known_noise() -> None:
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(TraceIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+import telemetry
 from pipelines.delivery import SendFailed, SendUnknown
 
 log = logging.getLogger("switchboard.outbound")
@@ -124,6 +125,7 @@ class RateLimiter:
                 bucket.tokens += 1.0  # give the conversation's token back, wait for the app
                 wait = app_wait
             self.waited += wait
+            telemetry.waited(wait)
             await self.sleep(wait)
 
 
@@ -190,6 +192,7 @@ class Outbound:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 connector=aiohttp.TCPConnector(limit=200, limit_per_host=100,
                                                keepalive_timeout=60),
+                trace_configs=telemetry.client_trace_configs(),
             )
         return self._http
 
@@ -229,6 +232,7 @@ class Outbound:
                 f"{quote(activity_id, safe='')}")
         await self.request("DELETE", service_url, path, conversation_id, None)
 
+    @telemetry.traced_send
     async def request(self, method: str, service_url: str, path: str, conversation_id: str,
                       body: dict[str, Any] | None, *,
                       budget: float | None = None) -> dict[str, Any]:
@@ -250,6 +254,7 @@ class Outbound:
             try:
                 async with self.http.request(method, url, json=body, headers=headers,
                                              timeout=timeout) as resp:
+                    telemetry.answered(resp.status)
                     if resp.status < 300:
                         self.sent += 1
                         if resp.content_type == "application/json":
@@ -285,6 +290,7 @@ class Outbound:
                     f"({reason})"
                 )
             self.retried += 1
+            telemetry.retrying()
             log.warning("send will be retried", extra={"reason": reason, "delay": delay,
                                                         "attempt": attempt})
             await asyncio.sleep(delay)

@@ -245,7 +245,7 @@ var appSettings = [
     name: 'AZURE_CLIENT_ID'
     value: identity.properties.clientId
   }
-  // azure-monitor-opentelemetry: where telemetry goes
+  // telemetry/: traces, metrics and logs go to Application Insights (azure-monitor-opentelemetry)
   {
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: monitoring.outputs.connectionString

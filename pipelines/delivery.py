@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import telemetry
 from storage.models import Delivery, Owed, Phase, Session, TranscriptEntry, Undelivered
 from storage.sessions import SessionConflict, SessionStore
 
@@ -264,6 +265,7 @@ class Deliverer:
             done.append(line)
         self._remember(report.session, {line.seq for line in done})
         failed = [line for line in done if line.status == Delivery.FAILED]
+        telemetry.undelivered(report.session.tenant_id, len(failed))
         if failed:
             await self._record_failures(report, failed)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import telemetry
 from cards.actionable import actionable
 from cards.binding import bind, bind_text
 from pipelines.actions import get_action
@@ -520,6 +521,7 @@ class Engine:
             source, turn.sent = report.session, turn.sent + report.sent
             deliverer.prune(source)  # the close, coming, writes what was delivered
         turn.events.append(f"transferred:{source_tenant.id}->{target.id}")
+        telemetry.transferred(source_tenant.id, target.id, outcome.by)
         new = target_of(source)
         turn.session = new
         turn.rehome_source = source

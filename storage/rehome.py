@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import telemetry
 from storage.models import (
     Delivery,
     Direction,
@@ -62,6 +63,7 @@ def transfer_keys(hop: Hop) -> dict[str, Any]:
     }
 
 
+@telemetry.traced("rehome.intent")
 async def mark_intent(
     store: SessionStore,
     source: Session,
@@ -194,10 +196,12 @@ async def finish_rehome(
             entries = [transfer_card_line(target, intent.card, owner, until,
                                           store.retention_seconds)]
     assert intent is not None and target.id == intent.to_session_id
-    target = await store.create(target, list(entries), records)
+    with telemetry.span("rehome.target"):
+        target = await store.create(target, list(entries), records)
     store.step("target")
 
-    await store.repoint(source.conversation_id, source.id, target)
+    with telemetry.span("rehome.pointer"):
+        await store.repoint(source.conversation_id, source.id, target)
     store.step("pointer")
 
     await close_source(store, source)
@@ -206,6 +210,7 @@ async def finish_rehome(
     return target
 
 
+@telemetry.traced("rehome.close")
 async def close_source(store: SessionStore, source: Session) -> None:
     closed = source.model_copy(
         update={"state": SessionState.TRANSFERRED, "closed_at": utcnow()}

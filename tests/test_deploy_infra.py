@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedInput
 from pydantic import AliasChoices
 
 from app import Settings
+from telemetry.config import VARIABLES as TELEMETRY_VARIABLES
 from tests.deploy_files import (
     INFRA,
     MAIN_BICEP,
@@ -36,8 +37,6 @@ LIBRARY_SETTINGS = {
     # azure-identity: DefaultAzureCredential's managed identity credential signs in as this
     # user-assigned identity (the app creates DefaultAzureCredential() for Cosmos DB)
     "AZURE_CLIENT_ID",
-    # azure-monitor-opentelemetry: where traces, metrics and logs go (issue 14's telemetry)
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }
 # App Service's own settings: its build (SCM_*), its containers and warm-up (WEBSITE(S)_*)
 APP_SERVICE_PREFIXES = ("SCM_", "WEBSITES_", "WEBSITE_")
@@ -46,6 +45,8 @@ REQUIRED_SETTINGS = {
     "MICROSOFT_APP_ID", "MICROSOFT_APP_TYPE", "MICROSOFT_APP_TENANT_ID", "AZURE_CLIENT_ID",
     "SWITCHBOARD_HOST", "PORT", "SWITCHBOARD_STORE", "COSMOS_ENDPOINT", "COSMOS_DATABASE",
     "SWITCHBOARD_CONFIG", "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    # telemetry/ exports traces, metrics and logs to Application Insights with it
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }
 FORBIDDEN_SETTINGS = {"MICROSOFT_APP_PASSWORD", "COSMOS_KEY", "SWITCHBOARD_ALLOW_UNAUTHENTICATED"}
 
@@ -176,8 +177,9 @@ def app_settings(text: str | None = None) -> dict[str, Any]:
 
 
 def names_the_app_reads() -> set[str]:
-    """The environment variables of app.py's Settings (their validation aliases)."""
-    names: set[str] = set()
+    """The environment variables of app.py's Settings (their validation aliases), and those
+    telemetry/ reads (checked with the settings at start)."""
+    names: set[str] = set(TELEMETRY_VARIABLES)
     for field_name, field in Settings.model_fields.items():
         alias = field.validation_alias
         if isinstance(alias, AliasChoices):

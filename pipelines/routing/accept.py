@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import telemetry
 from cards.agent_cards import accepted_card, taken_card
 from pipelines.actions.base import Outcome
 from pipelines.engine import Turn
@@ -41,6 +42,7 @@ class Accepting:
         self.desk = desk
         self.search = search
 
+    @telemetry.traced("routing.accept")
     async def accept(self, agent_id: str, tenant_id: str, session_id: str, *,
                      key: str | None = None, in_place: bool = True,
                      tell_agent: dict[str, Any] | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+import telemetry
 from pipelines.actions.base import Goto, Outcome, Transfer
 from pipelines.actions.connect_to_agent import ConnectToAgentStage
 from pipelines.config import tenant_transfer_key
@@ -77,6 +78,7 @@ class Chat:
         await self.desk.agents.update(agent_id, focus,
                                       default=self.desk.default_record(agent_id))
 
+    @telemetry.traced("routing.relay")
     async def relay_from_agent(self, agent_id: str, text: str, *, key: str | None = None) -> None:
         session, done = await self._focus(agent_id, key)
         if done or session is None:
@@ -94,6 +96,7 @@ class Chat:
 
         await self.desk.engine.act(session.tenant_id, session.id, step, key=key)
 
+    @telemetry.traced("routing.end")
     async def end_chat(self, agent_id: str, *, key: str | None = None) -> None:
         """The agent ends the chat: the guest goes on with the stage's `next`. The agent's
         "ended" line is a message recorded with the rest."""
@@ -119,6 +122,7 @@ class Chat:
         await self.desk.engine.act(session.tenant_id, session.id, step, key=key)
         await self.desk.release(agent_id, session.id, key)
 
+    @telemetry.traced("routing.transfer")
     async def transfer_chat(self, agent_id: str, target_text: str, *,
                             key: str | None = None) -> None:
         desk = self.desk

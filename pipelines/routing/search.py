@@ -12,6 +12,7 @@ from an earlier search, or fired a second time, does nothing.
 
 from __future__ import annotations
 
+import telemetry
 from cards.agent_cards import closed_offer_card, offer_card, relay_card
 from pipelines.actions.base import Goto, GuestInput, Outcome
 from pipelines.actions.connect_to_agent import ConnectToAgentStage
@@ -39,6 +40,7 @@ class Search:
         await turn.send_card(turn.bind(turn.template(stage, "waiting_template")))
         self.desk.new_search(turn, stage)
 
+    @telemetry.traced("routing.relay")
     async def relay_from_guest(self, turn: Turn, guest: GuestInput) -> None:
         session = turn.session
         assignment = session.agent
@@ -166,6 +168,7 @@ class Search:
         out.sort(key=lambda r: (r.load(), r.last_offered_at, r.name))
         return out
 
+    @telemetry.traced("routing.offer_round")
     async def offer_round(self, turn: Turn, stage: ConnectToAgentStage) -> None:
         session = turn.session
         tenant = self.desk.config.tenant(session.tenant_id)
