@@ -8,8 +8,9 @@ the choice picked), as Teams would send it. Transfers are followed into the next
 the bot does.
 
 A live agent cannot answer here. At a `connect_to_agent` stage, play the other side with
-/agent (an agent accepts), /end (the agent ends the chat), /timeout (nobody accepted in time);
-the guest leaves the queue by typing `cancel`, as in Teams.
+/agent (an agent accepts), /escalate (the next tier joins), /end (the agent ends the chat),
+/timeout (nobody accepted in time); the guest leaves the queue by typing `cancel`, as in
+Teams. The search follows the stage's skills and tiers (admin/simulate_routing.py).
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from typing import Annotated, Any
 import typer
 
 from admin.common import PROBLEMS, USAGE, err, fail, load_config_or_exit
+from admin.simulate_routing import DryRunRouting, assignment
 from pipelines.typed_number import whole_number
 
 SIM_COMMANDS = [
     ("help", "what the bot's help shows (as in Teams)"),
     ("restart", "close this request and start a new one (as in Teams)"),
-    ("/agent [NAME]", "at a connect_to_agent stage: an agent accepts the chat"),
+    ("/agent [NAME]", "at a connect_to_agent stage: an agent accepts the chat (the best "
+                      "match of the tiers offered now, or NAME)"),
+    ("/escalate", "the next escalation tier joins (its card is shown)"),
     ("/end", "the agent ends the chat: the pipeline goes on (`next`)"),
     ("/timeout", "nobody accepted in time: the pipeline goes to `on_timeout`"),
     ("/where", "show the session's tenant, pipeline and stage"),
@@ -204,44 +208,6 @@ class TerminalChannel:
         await self.terminal.send(None, card)
 
 
-class DryRunRouting:
-    """Stands in for live-agent routing: nobody is on the other side, the admin plays them."""
-
-    def __init__(self, write: Callable[[str], None]) -> None:
-        self.write = write
-
-    async def start(self, ctx: Any, stage: Any) -> None:
-        from storage.models import Phase, Search
-
-        session = ctx.session
-        session.phase = Phase.WAITING
-        session.agent = None
-        session.routing = Search(stage_key=stage.key, mode=stage.mode,
-                                 started_at=ctx.now().timestamp())
-        await ctx.send_card(ctx.bind(ctx.template(stage, "waiting_template")))
-        ctx.after_persist(self._hint)
-
-    async def _hint(self) -> None:
-        self.write("(dry run: no agent will answer. /agent: an agent accepts; /timeout: nobody "
-                   "did in time; `cancel`: the guest stops waiting)")
-
-    async def relay_from_guest(self, ctx: Any, guest: Any) -> None:
-        self.write("(relayed to the agent)")
-
-    async def guest_leaves(self, ctx: Any, stage: Any) -> None:
-        self.leave(ctx, "")
-
-    def leave(self, ctx: Any, why: str) -> None:
-        from storage.models import Phase
-
-        ctx.session.phase = Phase.PIPELINE
-        ctx.session.routing = None
-        ctx.session.agent = None
-
-    async def after_guest_left(self, session: Any) -> None:
-        return None
-
-
 # -- the chat --------------------------------------------------------------------------
 
 
@@ -280,7 +246,8 @@ class Simulation:
             deliverer = Deliverer(self.store, TerminalChannel(self.terminal),
                                   Owner("simulate", uuid.uuid4().hex[:8]))
             self.engine = Engine(self.config, self.store, deliverer=deliverer)
-            self.engine.routing = DryRunRouting(self.write)
+            self.routing = DryRunRouting(self.config, self.write)
+            self.engine.routing = self.routing
             await self._start(None)
             for line in answers:
                 if echo:
@@ -378,14 +345,14 @@ class Simulation:
     async def _sim_command(self, text: str) -> None:
         from cards.binding import bind
         from pipelines.actions.base import Goto
-        from storage.models import Assignment, Phase
+        from storage.models import Phase
 
         command, _, rest = text.partition(" ")
         command = command.casefold()
         if command == "/where":
             self._status()
             return
-        if command not in ("/agent", "/end", "/timeout"):
+        if command not in ("/agent", "/end", "/timeout", "/escalate"):
             self.write("(unknown command: " + ", ".join(c for c, _ in SIM_COMMANDS) + ")")
             return
         stage = self._agent_stage()
@@ -395,26 +362,37 @@ class Simulation:
             return
         session = self.session
         tenant = self.config.tenant(session.tenant_id)
+        if command == "/escalate":
+            said = self.routing.escalate(session, stage)
+            if isinstance(said, str):
+                self.write(f"({said})")
+                return
+            self.session = await self.store.save(session)
+            await self._show(self.routing.escalated_card(session, stage))
+            for line in said:
+                self.write(line)
+            return
         if command == "/agent":
             if session.phase == Phase.CONNECTED:
                 self.write("(an agent already has this chat)")
                 return
-            name = rest.strip() or (tenant.agents[0].name if tenant.agents else "An agent")
-            agent_id = (tenant.agents[0].aad_object_id if tenant.agents and not rest.strip()
-                        else "simulated-agent")
+            picked = self.routing.pick(session, stage, rest.strip())
+            if isinstance(picked, str):
+                self.write(f"(dry run: {picked})")
+                return
+            agent_id, name, tier = picked
             session.phase = Phase.CONNECTED
-            session.agent = Assignment(agent_id=agent_id.casefold(), agent_name=name)
-            session.metadata["Agent.Id"] = agent_id.casefold()
+            session.agent = assignment(agent_id, name, tier)
+            session.metadata["Agent.Id"] = agent_id
             session.metadata["Agent.Name"] = name
             template = self.config.template(tenant.id, session.pipeline_id, stage.key,
                                             "connected_template")
             self.session = await self.store.save(session)
-            self.terminal.begin_turn()
-            await self.terminal.send(None, bind(template, {
+            await self._show(bind(template, {
                 **session.metadata, "Tenant.Id": tenant.id, "Tenant.Name": tenant.name}))
-            self.terminal.end_turn()
-            self.write(f"(dry run: {name} accepted. What the guest types is relayed to them; "
-                       f"/end ends the chat)")
+            came = f" (tier {tier})" if tier is not None and len(stage.tiers) > 1 else ""
+            self.write(f"(dry run: {name} accepted{came}. What the guest types is relayed to "
+                       f"them; /end ends the chat)")
             return
         if command == "/end" and session.phase != Phase.CONNECTED:
             self.write("(no agent has this chat yet: /agent first)")
@@ -428,6 +406,11 @@ class Simulation:
             return Goto(target)
 
         await self._turn(lambda: self.engine.act(session.tenant_id, session.id, step))
+
+    async def _show(self, card: dict[str, Any]) -> None:
+        self.terminal.begin_turn()
+        await self.terminal.send(None, card)
+        self.terminal.end_turn()
 
     async def _summary(self) -> None:
         if not self.visited:

@@ -523,6 +523,7 @@ async def test_agents_list(store):
     alice = next(line for line in lines if ALICE in line)
     bob = next(line for line in lines if BOB in line)
     assert alice.split()[:2] == ["reachable", "Alice"] and "available" in alice
+    assert alice.endswith("skills: language:fr, vpn (3)")
     assert bob.split()[:2] == ["UNREACHABLE", "Bob"]
     assert "open a chat with it in Teams" in bob
     assert "Front Desk (front): 0 agents" in lines

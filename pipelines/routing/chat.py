@@ -53,9 +53,10 @@ class Chat:
             return None, True  # done, agent released too
         if record is not None and record.focus is not None:
             focus = record.focus
-            session = await desk.resolve(focus)
+            session = await desk.sessions.get(focus.tenant_id, focus.session_id)
             if session is not None and key is not None and session.saw(key):
                 return session, True
+            session = await desk.moved(session)
             if holds(session, agent_id):
                 assert session is not None
                 if session.id != focus.session_id:  # a warm transfer moved it on

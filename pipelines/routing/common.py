@@ -120,13 +120,17 @@ class Desk:
 
     async def resolve(self, chat: ChatRef) -> Session | None:
         """The session an agent's chat is in now: a warm transfer moved it on (one hop)."""
-        session = await self.sessions.get(chat.tenant_id, chat.session_id)
+        return await self.moved(await self.sessions.get(chat.tenant_id, chat.session_id))
+
+    async def moved(self, session: Session | None) -> Session | None:
+        """Where a session that was transferred went (itself, if it was not, or if its
+        target is not written yet)."""
         if session is not None and session.state in (SessionState.TRANSFERRED,
                                                      SessionState.TRANSFERRING) and (
                 session.transfer is not None):
-            moved = await self.sessions.get(session.transfer.to_tenant_id,
-                                            session.transfer.to_session_id)
-            return moved or session
+            target = await self.sessions.get(session.transfer.to_tenant_id,
+                                             session.transfer.to_session_id)
+            return target or session
         return session
 
     async def reserve(self, agent_id: str, capacity: int, tenant_id: str, session_id: str, *,
