@@ -27,7 +27,7 @@ from typing import Annotated, Any
 import typer
 
 from admin.common import PROBLEMS, USAGE, err, fail, load_config_or_exit
-from admin.simulate_routing import DryRunRouting, assignment
+from admin.simulate_routing import DryRunRouting
 from pipelines.typed_number import whole_number
 
 SIM_COMMANDS = [
@@ -343,7 +343,6 @@ class Simulation:
         return stage if stage.action == "connect_to_agent" else None
 
     async def _sim_command(self, text: str) -> None:
-        from cards.binding import bind
         from pipelines.actions.base import Goto
         from storage.models import Phase
 
@@ -361,16 +360,13 @@ class Simulation:
                        f"connect_to_agent stage)")
             return
         session = self.session
-        tenant = self.config.tenant(session.tenant_id)
         if command == "/escalate":
-            said = self.routing.escalate(session, stage)
-            if isinstance(said, str):
-                self.write(f"({said})")
+            why = self.routing.cannot_escalate(session, stage)
+            if why is not None:
+                self.write(f"({why})")
                 return
-            self.session = await self.store.save(session)
-            await self._show(self.routing.escalated_card(session, stage))
-            for line in said:
-                self.write(line)
+            await self._turn(lambda: self.engine.act(
+                session.tenant_id, session.id, lambda turn: self.routing.escalate(turn, stage)))
             return
         if command == "/agent":
             if session.phase == Phase.CONNECTED:
@@ -380,19 +376,9 @@ class Simulation:
             if isinstance(picked, str):
                 self.write(f"(dry run: {picked})")
                 return
-            agent_id, name, tier = picked
-            session.phase = Phase.CONNECTED
-            session.agent = assignment(agent_id, name, tier)
-            session.metadata["Agent.Id"] = agent_id
-            session.metadata["Agent.Name"] = name
-            template = self.config.template(tenant.id, session.pipeline_id, stage.key,
-                                            "connected_template")
-            self.session = await self.store.save(session)
-            await self._show(bind(template, {
-                **session.metadata, "Tenant.Id": tenant.id, "Tenant.Name": tenant.name}))
-            came = f" (tier {tier})" if tier is not None and len(stage.tiers) > 1 else ""
-            self.write(f"(dry run: {name} accepted{came}. What the guest types is relayed to "
-                       f"them; /end ends the chat)")
+            await self._turn(lambda: self.engine.act(
+                session.tenant_id, session.id,
+                lambda turn: self.routing.accept(turn, stage, picked)))
             return
         if command == "/end" and session.phase != Phase.CONNECTED:
             self.write("(no agent has this chat yet: /agent first)")
@@ -406,11 +392,6 @@ class Simulation:
             return Goto(target)
 
         await self._turn(lambda: self.engine.act(session.tenant_id, session.id, step))
-
-    async def _show(self, card: dict[str, Any]) -> None:
-        self.terminal.begin_turn()
-        await self.terminal.send(None, card)
-        self.terminal.end_turn()
 
     async def _summary(self) -> None:
         if not self.visited:
@@ -453,7 +434,7 @@ def simulate(
 ) -> None:
     """Dry-run a pipeline in the terminal: the real engine, cards printed as text, buttons as
     numbered options; type a number to press one. Follows transfers into other tenants.
-    Commands: help, restart, /agent, /end, /timeout, /where, /quit."""
+    Commands: help, restart, /agent, /escalate, /end, /timeout, /where, /quit."""
     from admin.common import run
 
     config = load_config_or_exit(file)

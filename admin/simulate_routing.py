@@ -12,14 +12,16 @@ the config plays a stand-in); `/escalate` lets the next tier join, as its timer 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cards.binding import bind
 from pipelines.actions.connect_to_agent import ConnectToAgentStage
 from pipelines.config import AgentConfig, SwitchboardConfig
 from pipelines.routing.skills import coverage, describe, qualifies, required
 from pipelines.routing.tiers import TierPlan, active, plan
-from storage.models import Assignment, Phase, Search, Session
+from storage.models import Assignment, Direction, Phase, Search, Session
+
+if TYPE_CHECKING:
+    from pipelines.engine import Turn
 
 
 class DryRunRouting:
@@ -129,23 +131,47 @@ class DryRunRouting:
                             "the chat is never offered to them")
         return None
 
-    def escalate(self, session: Session, stage: ConnectToAgentStage) -> list[str] | str:
-        """The next tier joins: the guest's card (bound), and whom it adds; or why not."""
-        routing = session.routing
-        every = plan(self.config, session.tenant_id, stage)
-        if session.phase != Phase.WAITING or routing is None:
+    def cannot_escalate(self, session: Session, stage: ConnectToAgentStage) -> str | None:
+        if session.phase != Phase.WAITING or session.routing is None:
             return "/escalate works while the guest waits for an agent"
-        if routing.tier >= len(every):
+        if session.routing.tier >= len(plan(self.config, session.tenant_id, stage)):
             return "no tier is left to join: /timeout ends the search"
-        routing.tier += 1
-        return self.describe(session, stage, [every[routing.tier - 1]])
+        return None
 
-    def escalated_card(self, session: Session, stage: ConnectToAgentStage) -> dict[str, Any]:
-        tenant = self.config.tenant(session.tenant_id)
-        template = self.config.template(tenant.id, session.pipeline_id, stage.key,
-                                        "escalated_template")
-        return bind(template, {**session.metadata, "Tenant.Id": tenant.id,
-                               "Tenant.Name": tenant.name})
+    async def escalate(self, turn: Turn, stage: ConnectToAgentStage) -> None:
+        """The next tier joins, as its `escalate` timer would: the guest's card, recorded
+        with the tier; then whom it adds."""
+        session = turn.session
+        routing = session.routing
+        assert routing is not None and self.cannot_escalate(session, stage) is None
+        routing.tier += 1
+        line = turn.message("guest", card=turn.bind(turn.template(stage, "escalated_template")))
+        line.tier = routing.tier
+        joined = plan(self.config, session.tenant_id, stage)[routing.tier - 1]
+        said = self.describe(session, stage, [joined])
+        turn.after_persist(lambda: self._say(said))
+
+    async def accept(self, turn: Turn, stage: ConnectToAgentStage,
+                     picked: tuple[str, str, int | None]) -> None:
+        """The agent accepts, as pipelines/routing/accept.py records it: the assignment with
+        the tier, the accept's line, the guest's card."""
+        agent_id, name, tier = picked
+        session = turn.session
+        session.phase = Phase.CONNECTED
+        session.agent = Assignment(agent_id=agent_id, agent_name=name, tier=tier)
+        session.metadata["Agent.Id"] = agent_id
+        session.metadata["Agent.Name"] = name
+        turn.record(Direction.IN, f"agent:{agent_id}", visible=False, tier=tier,
+                    text=f"{name} accepted the chat" + (f" (tier {tier})" if tier else ""))
+        await turn.send_card(turn.bind(turn.template(stage, "connected_template")))
+        came = f" (tier {tier})" if tier is not None and len(stage.tiers) > 1 else ""
+        said = [f"(dry run: {name} accepted{came}. What the guest types is relayed to them; "
+                "/end ends the chat)"]
+        turn.after_persist(lambda: self._say(said))
+
+    async def _say(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
 
     async def relay_from_guest(self, ctx: Any, guest: Any) -> None:
         self.write("(relayed to the agent)")
@@ -160,7 +186,3 @@ class DryRunRouting:
 
     async def after_guest_left(self, session: Any) -> None:
         return None
-
-
-def assignment(agent_id: str, name: str, tier: int | None) -> Assignment:
-    return Assignment(agent_id=agent_id, agent_name=name, tier=tier)
