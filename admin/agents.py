@@ -1,4 +1,4 @@
-"""`agents list`: which agents the bot can reach, per tenant.
+"""`agents list`: which agents the bot can reach, per tenant, and their skills there.
 
 The bot can send an agent an offer only once it has their conversation reference: it is kept
 in the store the first time the agent writes to the bot (or installs the app). An agent in
@@ -27,7 +27,9 @@ def list_agents(
         "--db", help="The embedded store's file [SWITCHBOARD_DB_PATH].")] = None,
 ) -> None:
     """Every agent of every tenant: reachable (the bot has their conversation reference),
-    presence and open chats. Exit 1 when any configured agent is UNREACHABLE."""
+    presence, open chats (and consults) against their capacity, and their skills there.
+    Exit 1 when any configured agent is UNREACHABLE."""
+    from pipelines.routing.skills import describe
     from storage.agents import AgentStore
 
     cfg = load_config_or_exit(config or settings().config_path)
@@ -49,15 +51,19 @@ def list_agents(
                     out("  (no agents configured)")
                 for agent in t.agents:
                     record = records.pop(agent.aad_object_id.casefold(), None)
+                    skills = f"  skills: {describe(agent.skills)}" if agent.skills else ""
                     if record is not None and record.reachable:
                         chats = len(record.chats)
+                        consults = sum(1 for c in record.chats if c.consult)
+                        held = f" ({consults} consulting)" if consults else ""
                         out(f"  reachable    {agent.name:<24} {agent.aad_object_id}  "
-                            f"{record.presence.value:<8} {chats}/{t.capacity_of(agent)} chats")
+                            f"{record.presence.value:<8} {chats}/{t.capacity_of(agent)} chats"
+                            f"{held}{skills}")
                     else:
                         unreachable += 1
                         out(f"  UNREACHABLE  {agent.name:<24} {agent.aad_object_id}  "
                             f"has never written to the bot: ask them to open a chat with it "
-                            f"in Teams")
+                            f"in Teams{skills}")
 
         return unreachable
 

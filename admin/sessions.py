@@ -183,6 +183,8 @@ def _entry_lines(entry) -> list[str]:
     if entry.value:
         parts.append(_value_text(entry.value))
     body = "\n".join(p for p in parts if p) or "(nothing)"
+    if entry.private:  # between agents (a consult): never sent to the guest
+        body = "[private] " + body
     lines = body.splitlines() or [""]
     head = f"  {entry.seq:>4} {stamp} {who:>6}> "
     return [head + lines[0]] + [" " * len(head) + line for line in lines[1:]]

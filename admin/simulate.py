@@ -8,8 +8,9 @@ the choice picked), as Teams would send it. Transfers are followed into the next
 the bot does.
 
 A live agent cannot answer here. At a `connect_to_agent` stage, play the other side with
-/agent (an agent accepts), /end (the agent ends the chat), /timeout (nobody accepted in time);
-the guest leaves the queue by typing `cancel`, as in Teams.
+/agent (an agent accepts), /escalate (the next tier joins), /end (the agent ends the chat),
+/timeout (nobody accepted in time); the guest leaves the queue by typing `cancel`, as in
+Teams. The search follows the stage's skills and tiers (admin/simulate_routing.py).
 
 An `http_request` stage's call is shown as the bot would make it and not sent; `--live` sends it
 (admin/simulate_calls.py).
@@ -29,12 +30,15 @@ from typing import Annotated, Any
 import typer
 
 from admin.common import PROBLEMS, USAGE, err, fail, load_config_or_exit
+from admin.simulate_routing import DryRunRouting
 from pipelines.typed_number import whole_number
 
 SIM_COMMANDS = [
     ("help", "what the bot's help shows (as in Teams)"),
     ("restart", "close this request and start a new one (as in Teams)"),
-    ("/agent [NAME]", "at a connect_to_agent stage: an agent accepts the chat"),
+    ("/agent [NAME]", "at a connect_to_agent stage: an agent accepts the chat (the best "
+                      "match of the tiers offered now, or NAME)"),
+    ("/escalate", "the next escalation tier joins (its card is shown)"),
     ("/end", "the agent ends the chat: the pipeline goes on (`next`)"),
     ("/timeout", "nobody accepted in time: the pipeline goes to `on_timeout`"),
     ("/where", "show the session's tenant, pipeline and stage"),
@@ -207,44 +211,6 @@ class TerminalChannel:
         await self.terminal.send(None, card)
 
 
-class DryRunRouting:
-    """Stands in for live-agent routing: nobody is on the other side, the admin plays them."""
-
-    def __init__(self, write: Callable[[str], None]) -> None:
-        self.write = write
-
-    async def start(self, ctx: Any, stage: Any) -> None:
-        from storage.models import Phase, Search
-
-        session = ctx.session
-        session.phase = Phase.WAITING
-        session.agent = None
-        session.routing = Search(stage_key=stage.key, mode=stage.mode,
-                                 started_at=ctx.now().timestamp())
-        await ctx.send_card(ctx.bind(ctx.template(stage, "waiting_template")))
-        ctx.after_persist(self._hint)
-
-    async def _hint(self) -> None:
-        self.write("(dry run: no agent will answer. /agent: an agent accepts; /timeout: nobody "
-                   "did in time; `cancel`: the guest stops waiting)")
-
-    async def relay_from_guest(self, ctx: Any, guest: Any) -> None:
-        self.write("(relayed to the agent)")
-
-    async def guest_leaves(self, ctx: Any, stage: Any) -> None:
-        self.leave(ctx, "")
-
-    def leave(self, ctx: Any, why: str) -> None:
-        from storage.models import Phase
-
-        ctx.session.phase = Phase.PIPELINE
-        ctx.session.routing = None
-        ctx.session.agent = None
-
-    async def after_guest_left(self, session: Any) -> None:
-        return None
-
-
 # -- the chat --------------------------------------------------------------------------
 
 
@@ -290,7 +256,8 @@ class Simulation:
             self.timers = TimerStore(docs, owner="simulate")
             self.engine = Engine(self.config, self.store, deliverer=deliverer,
                                  timers=self.timers)
-            self.engine.routing = DryRunRouting(self.write)
+            self.routing = DryRunRouting(self.config, self.write)
+            self.engine.routing = self.routing
             self.calls = HttpSteps(self.engine, ShownCalls(self.write, self.live))
             await self._start(None)
             for line in answers:
@@ -398,16 +365,15 @@ class Simulation:
         return stage if stage.action == "connect_to_agent" else None
 
     async def _sim_command(self, text: str) -> None:
-        from cards.binding import bind
         from pipelines.actions.base import Goto
-        from storage.models import Assignment, Phase
+        from storage.models import Phase
 
         command, _, rest = text.partition(" ")
         command = command.casefold()
         if command == "/where":
             self._status()
             return
-        if command not in ("/agent", "/end", "/timeout"):
+        if command not in ("/agent", "/end", "/timeout", "/escalate"):
             self.write("(unknown command: " + ", ".join(c for c, _ in SIM_COMMANDS) + ")")
             return
         stage = self._agent_stage()
@@ -416,27 +382,25 @@ class Simulation:
                        f"connect_to_agent stage)")
             return
         session = self.session
-        tenant = self.config.tenant(session.tenant_id)
+        if command == "/escalate":
+            why = self.routing.cannot_escalate(session, stage)
+            if why is not None:
+                self.write(f"({why})")
+                return
+            await self._turn(lambda: self.engine.act(
+                session.tenant_id, session.id, lambda turn: self.routing.escalate(turn, stage)))
+            return
         if command == "/agent":
             if session.phase == Phase.CONNECTED:
                 self.write("(an agent already has this chat)")
                 return
-            name = rest.strip() or (tenant.agents[0].name if tenant.agents else "An agent")
-            agent_id = (tenant.agents[0].aad_object_id if tenant.agents and not rest.strip()
-                        else "simulated-agent")
-            session.phase = Phase.CONNECTED
-            session.agent = Assignment(agent_id=agent_id.casefold(), agent_name=name)
-            session.metadata["Agent.Id"] = agent_id.casefold()
-            session.metadata["Agent.Name"] = name
-            template = self.config.template(tenant.id, session.pipeline_id, stage.key,
-                                            "connected_template")
-            self.session = await self.store.save(session)
-            self.terminal.begin_turn()
-            await self.terminal.send(None, bind(template, {
-                **session.metadata, "Tenant.Id": tenant.id, "Tenant.Name": tenant.name}))
-            self.terminal.end_turn()
-            self.write(f"(dry run: {name} accepted. What the guest types is relayed to them; "
-                       f"/end ends the chat)")
+            picked = self.routing.pick(session, stage, rest.strip())
+            if isinstance(picked, str):
+                self.write(f"(dry run: {picked})")
+                return
+            await self._turn(lambda: self.engine.act(
+                session.tenant_id, session.id,
+                lambda turn: self.routing.accept(turn, stage, picked)))
             return
         if command == "/end" and session.phase != Phase.CONNECTED:
             self.write("(no agent has this chat yet: /agent first)")
@@ -496,7 +460,7 @@ def simulate(
     """Dry-run a pipeline in the terminal: the real engine, cards printed as text, buttons as
     numbered options; type a number to press one. Follows transfers into other tenants, and
     shows the HTTP call of an http_request stage without making it (--live makes it).
-    Commands: help, restart, /agent, /end, /timeout, /where, /quit."""
+    Commands: help, restart, /agent, /escalate, /end, /timeout, /where, /quit."""
     from admin.common import run
     from pipelines.http_steps import environment_problems
 

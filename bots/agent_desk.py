@@ -1,9 +1,11 @@
 """The agent's side of the bot: an agent's personal chat is their desk.
 
 Anyone listed as an agent of an enabled tenant (by AAD object id) is an agent here. Their
-typed text is a command (`help`, `end`, `transfer <department>`, `waiting`, `status ...`,
-`chats`, `switch <n>`) or a reply relayed to the guest they are chatting with; their Accept
-button takes a chat. Every refusal is a polite sentence, never an error.
+typed text is a command (`help`, `end`, `transfer <department>`, `consult <department or
+agent>`, `transfer`, `end consult`, `waiting`, `status ...`, `chats`, `switch <n>`) or a
+reply relayed to the guest they are chatting with (to the other agent, in a consult); their
+Accept button takes a chat, or joins a consult. Every refusal is a polite sentence, never an
+error.
 
 What an activity changes is recorded as handled in the same write as the change (the
 session's, or the agent's own record): a redelivery finds it done and changes nothing twice,
@@ -35,6 +37,9 @@ log = logging.getLogger("switchboard.agents")
 AGENT_COMMANDS = [
     ("end", "end your current chat; the guest goes on with the next step"),
     ("transfer <department>", "hand your current chat to another department"),
+    ("consult <department or agent>", "ask another agent privately; the guest sees nothing"),
+    ("transfer", "while consulting: hand the guest to the agent you consulted"),
+    ("end consult", "end the consult and carry on alone"),
     ("waiting", "list the chats waiting in your departments"),
     ("status available|away|offline", "set your presence"),
     ("chats", "list your open chats"),
@@ -90,7 +95,7 @@ class AgentDesk:
         await self.register(context, agent_id)
         key = activity_key(getattr(context.activity.conversation, "id", None),
                            guest.activity_id)
-        if guest.verb == "accept":
+        if guest.verb in ("accept", "consult"):
             card = await self._accept(guest, agent_id, key=key, in_place=False)
             if card is None:
                 return  # accepted: the offer card's update is recorded with the accept
@@ -112,7 +117,7 @@ class AgentDesk:
                          agent_id: str) -> dict[str, Any]:
         """An Action.Execute from an agent: the card that replaces the pressed one."""
         await self.register(context, agent_id)
-        if guest.verb == "accept":
+        if guest.verb in ("accept", "consult"):
             key = activity_key(getattr(context.activity.conversation, "id", None),
                                guest.activity_id)
             card = await self._accept(guest, agent_id, key=key, in_place=True)
@@ -130,8 +135,12 @@ class AgentDesk:
         if not isinstance(tenant_id, str) or not session_id:
             return closed_offer_card("a guest", "this department", "This offer is not valid.")
         try:
-            card = await self.routing.accepting.accept(agent_id, tenant_id, session_id, key=key,
-                                                       in_place=in_place)
+            if guest.verb == "consult":
+                card = await self.routing.consults.accept(agent_id, tenant_id, session_id,
+                                                          key=key, in_place=in_place)
+            else:
+                card = await self.routing.accepting.accept(agent_id, tenant_id, session_id,
+                                                           key=key, in_place=in_place)
         except Refused as refused:
             tenant = next((t for t in self.routing.config.tenants if t.id == tenant_id), None)
             return closed_offer_card("this guest", tenant.name if tenant else tenant_id,
@@ -150,7 +159,16 @@ class AgentDesk:
             if verb == "end" and not rest:
                 await routing.chat.end_chat(agent_id, key=key)
                 return None  # "your chat has ended" is recorded with the end, delivered
-            if verb == "transfer" and rest:
+            if verb == "end" and rest.casefold() == "consult":
+                await routing.chat.end_consult(agent_id, key=key)
+                return None
+            if verb == "consult":
+                if not rest:
+                    return _text("Use **consult <department or agent>**, like **consult HR** "
+                                 "or **consult Bob**.")
+                await routing.chat.consult(agent_id, rest, key=key)
+                return None  # what it says is recorded with it, delivered
+            if verb == "transfer":  # alone: to the agent consulted (a warm transfer)
                 await routing.chat.transfer_chat(agent_id, rest, key=key)
                 return None
             if verb == "waiting" and not rest:

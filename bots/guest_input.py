@@ -60,7 +60,7 @@ def guest_metadata(activity: Activity) -> dict[str, MetadataValue]:
 # card of ours as we sent it: it is refused before it reaches a session. A new action that
 # adds a verb adds it here (tests/test_authorization.py checks the sources for verbs).
 GUEST_VERBS = frozenset({"answer", "choose", "cancel", "solved", "more", "rate", "skip"})
-AGENT_VERBS = frozenset({"accept"})
+AGENT_VERBS = frozenset({"accept", "consult"})
 MAX_ID = 200
 _ID_KEYS = ("verb", "session", "stage", "choice", "tenant")
 

@@ -34,6 +34,9 @@ class OfferView:
     transferred_from: str | None = None
     transferred_by: str | None = None
     earlier: tuple[Line, ...] = ()
+    # the skills the chat requires, in words; the escalation tier it is offered in
+    skills: str | None = None
+    tier: str | None = None
 
 
 def _facts(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -56,11 +59,33 @@ def _lines(lines: tuple[Line, ...] | list[Line]) -> dict[str, Any]:
 
 def offer_card(view: OfferView, *, use_execute: bool = True) -> Card:
     """A chat waiting for an agent: who, what they said so far, where it came from, Accept."""
-    body: list[dict[str, Any]] = [_title(f"New chat waiting in {view.tenant_name}")]
+    data = {"switchboard": {"verb": "accept", "session": view.session_id,
+                            "tenant": view.tenant_id}}
+    return _offer(view, f"New chat waiting in {view.tenant_name}", data, use_execute)
+
+
+def consult_offer_card(view: OfferView, asked_by: str, *, use_execute: bool = True) -> Card:
+    """A private request to consult on another agent's chat: the chat so far, Accept."""
+    data = {"switchboard": {"verb": "consult", "session": view.session_id,
+                            "tenant": view.tenant_id}}
+    note = (f"{asked_by} would like your help with this chat. Only you and {asked_by} see "
+            f"what you say: {view.guest_name} is not told.")
+    return _offer(view, f"{asked_by} asks you to consult", data, use_execute, note=note)
+
+
+def _offer(view: OfferView, title: str, data: dict[str, Any], use_execute: bool, *,
+           note: str | None = None) -> Card:
+    body: list[dict[str, Any]] = [_title(title)]
+    if note:
+        body.append(_plain_text(note))
     facts = [("Guest", view.guest_name), ("Department", view.tenant_name)]
     if view.transferred_from:
         sent_by = f" by {view.transferred_by}" if view.transferred_by else ""
         facts.append(("Transferred from", f"{view.transferred_from}{sent_by}"))
+    if view.skills:
+        facts.append(("Skills needed", view.skills))
+    if view.tier:
+        facts.append(("Offered to", view.tier))
     body.append(_facts(facts))
     if view.answers:
         body.append(_text_block("Answers so far", weight="Bolder"))
@@ -73,9 +98,7 @@ def offer_card(view: OfferView, *, use_execute: bool = True) -> Card:
             said = [said[0], *said[-(SUMMARY_LINES - 1):]]
         body.append(_text_block("Earlier in this chat", weight="Bolder"))
         body.append(_lines(said))
-    data = {"switchboard": {"verb": "accept", "session": view.session_id,
-                            "tenant": view.tenant_id}}
-    actions.append(_button("Accept", data, "accept", use_execute))
+    actions.append(_button("Accept", data, data["switchboard"]["verb"], use_execute))
     if len(view.earlier) > SUMMARY_LINES:
         full = list(view.earlier[-FULL_LINES:])
         while full:
@@ -124,4 +147,23 @@ def relay_card(who: str, text: str) -> Card:
             {"type": "TextRun", "text": f"{who}: ", "weight": "Bolder"},
             {"type": "TextRun", "text": text[:4000]},
         ]},
+    ])
+
+
+def consult_joined_card(guest_name: str, tenant_name: str, asked_by: str) -> Card:
+    """The consulted agent's request card, replaced once they joined."""
+    return _card([
+        _title(f"You're consulting with {asked_by}"),
+        _plain_text(f"On {asked_by}'s chat with {guest_name} ({tenant_name})."),
+        _text_block(f"What you type goes to {asked_by} only: the guest sees none of it. "
+                    f"{asked_by} may hand you the chat. **end consult** to leave."),
+    ])
+
+
+def handover_card(from_name: str, to_name: str, tenant_name: str) -> Card:
+    """The guest's card when their agent hands them to the agent they consulted."""
+    return _card([
+        _text_block(f"{from_name} has handed your chat to {to_name}", weight="Bolder"),
+        _plain_text(f"{to_name} ({tenant_name}) can see everything so far and will carry on "
+                    "from here."),
     ])

@@ -27,6 +27,7 @@ __all__ = [
 
 BUILTIN_TEMPLATES = (
     "agent_connected",
+    "agent_escalated",
     "agent_left",
     "agent_searching",
     "agent_waiting",

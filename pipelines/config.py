@@ -7,9 +7,10 @@ checked by `pipelines.loader` when the config loads, never when a guest hits it.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.hours import Holiday, OpeningHours, Schedule, check_timezone
 from pipelines.knowledge import KnowledgeBase
@@ -19,6 +20,40 @@ METADATA_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 # A card template: a file name (relative to the config file) or an inline card.
 TemplateRef = str | dict[str, Any]
+
+# A skill's name: lower case, like `language:fr`, `vpn` or `payroll.uk`
+SKILL_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,63}$"
+SKILL_LEVELS = range(1, 6)
+
+
+def _skills(value: Any) -> Any:
+    """Skills as written: a mapping name -> level (1-5), or a list of names (level 1).
+    Names are case-insensitive (kept in lower case)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError("list skill names (`[language:fr, vpn]`), or map each to a level "
+                             "1-5 (`{language:fr: 3}`)")
+        value = dict.fromkeys(value, 1)
+    if not isinstance(value, dict):
+        raise ValueError("map each skill to a level 1-5, like {language:fr: 3, vpn: 1}")
+    out: dict[str, int] = {}
+    for name, level in value.items():
+        key = str(name).strip().casefold()
+        if not re.match(SKILL_PATTERN, key):
+            raise ValueError(f"{name!r} is not a skill name: use letters, digits and . _ : - "
+                             "(like language:fr)")
+        if isinstance(level, bool) or not isinstance(level, int) or level not in SKILL_LEVELS:
+            raise ValueError(f"the level of skill {key!r} must be a whole number 1 to 5")
+        out[key] = level
+    return out
+
+
+# skill name -> level (an agent's), or lowest level accepted (a chat's requirement)
+Skills = Annotated[dict[str, int], BeforeValidator(_skills)]
 
 
 class StageConfig(BaseModel):
@@ -83,6 +118,8 @@ class AgentConfig(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     # the most chats they take at once (None: the tenant's default)
     capacity: int | None = Field(default=None, ge=1, le=20)
+    # what they are good at, each with a level 1-5 (pipelines/routing/skills.py)
+    skills: Skills = Field(default_factory=dict)
 
 
 class PersonConfig(BaseModel):
@@ -125,6 +162,18 @@ class TenantConfig(BaseModel):
     timezone: str | None = None
     opening_hours: OpeningHours | None = None
     holidays: list[Holiday] = Field(default_factory=list)
+    # named lists of its agents (AAD object ids or names), for escalation tiers
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, members in value.items():
+            if not re.match(KEY_PATTERN, name):
+                raise ValueError(f"group name {name!r}: use letters, digits and . _ -")
+            if not members:
+                raise ValueError(f"group {name!r} is empty: list its agents (ids or names)")
+        return value
 
     @field_validator("supervisors")
     @classmethod
@@ -153,6 +202,12 @@ class TenantConfig(BaseModel):
         if self.opening_hours is not None and self.opening_hours.never_open:
             raise ValueError("`opening_hours` has no open interval on any day: add one, "
                              "like monday: [\"09:00-17:30\"]")
+        for name, members in self.groups.items():
+            for member in members:
+                if self.find_agent(member) is None:
+                    names = ", ".join(a.name for a in self.agents) or "none"
+                    raise ValueError(f"group {name!r} lists {member!r}, who is not one of its "
+                                     f"`agents` ({names}): use an agent's name or object id")
         days = [h.date for h in self.holidays]
         twice = sorted({d for d in days if days.count(d) > 1})
         if twice:
@@ -178,6 +233,17 @@ class TenantConfig(BaseModel):
 
     def capacity_of(self, agent: AgentConfig) -> int:
         return agent.capacity or self.agent_capacity
+
+    def find_agent(self, text: str) -> AgentConfig | None:
+        """By AAD object id or name, case-insensitively (groups, `consult Bob`)."""
+        wanted = text.strip().casefold()
+        return next((a for a in self.agents if wanted in (a.aad_object_id.casefold(),
+                                                         a.name.casefold())), None)
+
+    def group(self, name: str) -> list[AgentConfig]:
+        """The agents of a named group (members that are no agent of it are left out)."""
+        found = (self.find_agent(member) for member in self.groups.get(name, []))
+        return list({a.aad_object_id: a for a in found if a is not None}.values())
 
     def pipeline(self, pipeline_id: str) -> PipelineConfig:
         for pipeline in self.pipelines:

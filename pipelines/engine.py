@@ -501,8 +501,8 @@ class Engine:
                 source_tenant_name=source_tenant.name,
                 to_tenant_id=target.id,
                 to_tenant_name=target.name,
-                to_pipeline_id=target.primary_pipeline,
-                to_stage_key=target.primary.first.key,
+                to_pipeline_id=outcome.pipeline_id or target.primary_pipeline,
+                to_stage_key=outcome.stage_key or target.primary.first.key,
                 card=lambda metadata: bind(
                     template, {**metadata, "Tenant.Id": target.id, "Tenant.Name": target.name}
                 ),

@@ -149,7 +149,12 @@ LAYOUT = Layout((
     Container(
         AGENTS,
         ("agentId",),
-        indexes=(Index(("tenants", "name"), scope="all"),),
+        indexes=(
+            Index(("tenants", "name"), scope="all"),
+            # who can take a chat now: a department's or a skill's open seats (published
+            # beside each agent record, storage/agents.py), least busy first
+            Index(("type", "pool", "load"), scope="all", kind="seat"),
+        ),
     ),
     # timers, partitioned by the minute they are due: the poll reads one or two partitions
     Container(

@@ -84,6 +84,10 @@ class Offer(BaseModel):
     at: str = Field(default_factory=utcnow)
     # "open", "taken", "expired", "withdrawn"
     status: str = "open"
+    # the escalation tier it was offered in (1 = the first), and the department whose
+    # agent list it came from (its capacity applies): pipelines/routing/tiers.py
+    tier: int = 1
+    via: str | None = None
 
 
 class Search(BaseModel):
@@ -95,6 +99,12 @@ class Search(BaseModel):
     offers: list[Offer] = Field(default_factory=list)
     # hunt: agents already tried in this round, in order
     tried: list[str] = Field(default_factory=list)
+    # the skills the chat requires (skill -> lowest level), resolved when the search began
+    skills: dict[str, int] = Field(default_factory=dict)
+    # how many escalation tiers are offered now (1 = only the first)
+    tier: int = 1
+    # hunt in tiers after the first: agents tried, by tier ("2": [...])
+    tier_tried: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Assignment(BaseModel):
@@ -104,6 +114,24 @@ class Assignment(BaseModel):
     # how to reach the agent (their conversation reference), kept here so that relaying a
     # guest's message costs no extra read
     reference: dict[str, Any] | None = None
+    # the escalation tier the accepting agent was offered the chat in (None: no offer)
+    tier: int | None = None
+
+
+class Consult(BaseModel):
+    """A connected agent asks another agent privately (pipelines/routing/consult.py)."""
+
+    # the agent who asked (the guest's agent)
+    by: str
+    by_name: str
+    # what they asked for, as shown to them ("HR", "Bob")
+    target: str
+    # the department whose agents are asked: a warm transfer moves the guest there
+    tenant_id: str
+    offers: list[Offer] = Field(default_factory=list)
+    # the consulted agent, once one accepted
+    agent: Assignment | None = None
+    started_at: str = Field(default_factory=utcnow)
 
 
 class Owed(BaseModel):
@@ -153,6 +181,8 @@ class Session(BaseModel):
     phase: Phase = Phase.PIPELINE
     routing: Search | None = None
     agent: Assignment | None = None
+    # a private consult of the connected agent with another agent
+    consult: Consult | None = None
     # ids of the latest activities handled for this chat (the guest's, and agents' keys):
     # a redelivery is recognized, and handled in the same write as its effect
     seen: list[str] = Field(default_factory=list)
@@ -248,6 +278,10 @@ class TranscriptEntry(BaseModel):
     # a card with inputs or buttons: someone must act on it
     actionable: bool = False
     visible: bool = True
+    # a line between agents only (a consult): never sent to the guest, nor shown as theirs
+    private: bool | None = None
+    # the escalation tier of the agent who accepted (the accept's own line)
+    tier: int | None = None
     status: Delivery | None = None
     error: str | None = None
     ttl: int | None = None

@@ -474,6 +474,36 @@ async def test_sessions_show_takes_the_short_ids_it_prints(store):
     assert result.returncode == 1 and "give at least 4 characters" in result.stderr
 
 
+async def test_sessions_show_marks_a_consults_private_lines(store):
+    """An admin reading a transcript sees which lines were between agents only (a consult,
+    pipelines/routing/consult.py) and which tier the accepting agent came from."""
+    from pipelines.engine import Engine
+    from pipelines.loader import load_config
+    from pipelines.routing.consult import private
+    from storage.embedded import EmbeddedStore
+    from storage.models import Direction
+    from storage.sessions import SessionStore
+
+    db, ids = store
+    config, _ = load_config(DESK)
+    docs = EmbeddedStore(db)
+    await docs.open()
+
+    async def step(turn):
+        turn.record(Direction.IN, f"agent:{ALICE}", visible=False, tier=2,
+                    text="Alice accepted the chat (tier 2)")
+        private(turn.record(Direction.IN, f"agent:{ALICE}", visible=False,
+                            text="Can you take a payroll question?"))
+
+    await Engine(config, SessionStore(docs)).act("hr", ids["Ada"], step)
+    await docs.close()
+    out = store_cli(db, "sessions", "show", ids["Ada"]).stdout
+    [accepted] = [line for line in out.splitlines() if "accepted the chat" in line]
+    assert accepted.endswith("> Alice accepted the chat (tier 2)")
+    [aside] = [line for line in out.splitlines() if "payroll question" in line]
+    assert aside.endswith("> [private] Can you take a payroll question?"), aside
+
+
 async def test_sessions_show_an_ambiguous_short_id_lists_the_candidates(store):
     from storage.embedded import EmbeddedStore
 
@@ -523,6 +553,7 @@ async def test_agents_list(store):
     alice = next(line for line in lines if ALICE in line)
     bob = next(line for line in lines if BOB in line)
     assert alice.split()[:2] == ["reachable", "Alice"] and "available" in alice
+    assert alice.endswith("skills: language:fr, vpn (3)")
     assert bob.split()[:2] == ["UNREACHABLE", "Bob"]
     assert "open a chat with it in Teams" in bob
     assert "Front Desk (front): 0 agents" in lines

@@ -1,13 +1,14 @@
 """The fault-injection harness: kill the bot at every store call and every send of every path.
 
-Two scripts play a whole help desk through the real app (tests/e2e_configs/faults.yaml):
+Three scripts play a whole help desk through the real app (tests/e2e_configs/faults.yaml):
 guests answering, a transfer, agents offered chats by timers, accepting, relaying, ending,
-transferring, a hunt moving on, a maximum wait. First each script runs once without faults
-(the golden run), counting the store calls and sends of each step. Then, for every step and
-every point k in it (0 = before its first call, k = after its k-th), a fresh run plays the
-script up to that step, kills the process at k (tests/faults.py), restarts the bot (same
-instance, a new process), has Teams redeliver the activity (or the timer poll run again),
-plays the rest of the script, and checks:
+transferring, a hunt moving on, a maximum wait; skills and an escalation tier joining, a
+consult with its private lines and the warm transfer that ends it. First each script runs
+once without faults (the golden run), counting the store calls and sends of each step. Then,
+for every step and every point k in it (0 = before its first call, k = after its k-th), a
+fresh run plays the script up to that step, kills the process at k (tests/faults.py),
+restarts the bot (same instance, a new process), has Teams redeliver the activity (or the
+timer poll run again), plays the rest of the script, and checks:
 
 - no answer lost: every answer the golden run stored is stored;
 - exactly one session per conversation is live at the end or none, as in the golden run,
@@ -46,6 +47,7 @@ from tests.agent_desk import ALICE, BOB, CAROL, DAVE, person
 from tests.connector import Connector, Sent, start_connector
 from tests.faults import FaultyStore, Killed, Plan, kill_sends
 from tests.harness import BotServer, FakeClock, settings_for
+from tests.routing_desk import ERIN
 
 FAULTS = Path(__file__).parent / "e2e_configs" / "faults.yaml"
 START = 1_768_989_600.0  # a Wednesday, 10:00 UTC
@@ -83,7 +85,7 @@ class World:
             "guest": teams.TeamsUser("Gus Guest", "cccccccc-0000-0000-0000-000000000001",
                                      f"a:1guest-{uuid.uuid4().hex[:8]}"),
             "alice": person(*ALICE), "bob": person(*BOB),
-            "carol": person(*CAROL), "dave": person(*DAVE),
+            "carol": person(*CAROL), "dave": person(*DAVE), "erin": person(*ERIN),
         }
 
     async def start(self, plan: Plan | None = None) -> None:
@@ -192,6 +194,27 @@ SCRIPTS: dict[str, list[tuple[str, Step]]] = {
         ("dave goes away", lambda w: w.say("dave", "status away")),
         ("dave is back", lambda w: w.say("dave", "status available")),
         ("max wait", advance(120)),
+    ],
+    # skills and two tiers (Ops, then IT), an accept in tier 2, a consult of HR with private
+    # lines both ways, the warm transfer to the consulted agent, who carries on and ends
+    "tiers_and_consult": [
+        ("erin installs", lambda w: w.install("erin")),
+        ("alice installs", lambda w: w.install("alice")),
+        ("carol installs", lambda w: w.install("carol")),
+        ("guest says hi", lambda w: w.say("guest", "hi")),
+        ("guest answers", lambda w: w.answer("guest", "The VPN is down")),
+        ("guest picks Ops", lambda w: w.press("guest", "Ops")),
+        ("offer round", lambda w: w.timers()),
+        ("tier 2 joins", advance(60)),
+        ("alice accepts", lambda w: w.press("alice", "Accept")),
+        ("alice consults HR", lambda w: w.say("alice", "consult HR")),
+        ("carol joins", lambda w: w.press("carol", "Accept")),
+        ("alice asks privately", lambda w: w.say("alice", "A payroll question for you")),
+        ("carol answers privately", lambda w: w.say("carol", "Send them over")),
+        ("guest writes", lambda w: w.say("guest", "Hello?")),
+        ("alice hands over", lambda w: w.say("alice", "transfer")),
+        ("carol writes", lambda w: w.say("carol", "Hi, Carol from HR here")),
+        ("carol ends", lambda w: w.say("carol", "end")),
     ],
 }
 

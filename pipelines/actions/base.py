@@ -74,6 +74,10 @@ class Transfer:
     template: dict[str, Any] | None = None
     by: str = "pipeline"
     by_name: str | None = None
+    # where the chat starts in the target (default: its primary pipeline's first stage); a
+    # warm transfer lands on a live-agent stage (pipelines/routing/consult.py)
+    pipeline_id: str | None = None
+    stage_key: str | None = None
 
 
 Outcome = Wait | Goto | Close | Transfer

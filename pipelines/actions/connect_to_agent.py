@@ -8,13 +8,43 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.actions.base import Action, Goto, GuestInput, LoadCheck, Outcome, StageContext, Wait
-from pipelines.config import StageConfig, TemplateRef
+from pipelines.config import (
+    KEY_PATTERN,
+    METADATA_KEY_PATTERN,
+    Skills,
+    StageConfig,
+    TemplateRef,
+)
 from storage.models import Phase
 
 CANCEL_WORDS = frozenset({"cancel", "stop", "stop waiting", "leave"})
+Mode = Literal["broadcast", "hunt"]
+
+
+class Tier(BaseModel):
+    """One group of agents offered the chat, joining the earlier tiers after they had their
+    time (pipelines/routing/tiers.py). The group: a department's agents (`tenant`, default
+    the stage's own), narrowed to a named list of it (`group`) or to those with `skills`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    tenant: str | None = Field(default=None, pattern=KEY_PATTERN)
+    group: str | None = Field(default=None, pattern=KEY_PATTERN)
+    skills: Skills = Field(default_factory=dict)
+    # how this tier's agents are offered (default: the stage's `mode`)
+    mode: Mode | None = None
+    # seconds this tier is offered before the next one joins (not on the last tier)
+    escalate_after: float | None = Field(default=None, ge=1, le=24 * 3600)
+
+    @model_validator(mode="after")
+    def _one_group(self) -> Tier:
+        if self.group is not None and self.skills:
+            raise ValueError("a tier names its agents by `group` or by `skills`, not both")
+        return self
 
 
 class ConnectToAgentStage(StageConfig):
@@ -37,6 +67,51 @@ class ConnectToAgentStage(StageConfig):
     connected_template: TemplateRef = "builtin:agent_connected"
     agent_left_template: TemplateRef = "builtin:agent_left"
     guest_left_template: TemplateRef = "builtin:guest_left"
+    # the skills the chat requires (name -> lowest level), and more from metadata: a
+    # metadata name -> its value (case-insensitive) -> skills (`Answers.Language: {French:
+    # language:fr}`)
+    skills: Skills = Field(default_factory=dict)
+    skills_from: dict[str, dict[str, Skills]] = Field(default_factory=dict)
+    # exact: only agents with every required skill at its level; closest: the agents who
+    # cover the requirement best, then the least busy
+    match: Literal["exact", "closest"] = "exact"
+    # escalation: groups of agents offered one after the other, each adding to the earlier
+    tiers: list[Tier] = Field(default_factory=list, max_length=10)
+    # the guest's card when the next tier joins
+    escalated_template: TemplateRef = "builtin:agent_escalated"
+
+    @field_validator("skills_from")
+    @classmethod
+    def _skills_from(cls, value: dict[str, dict[str, dict[str, int]]]
+                     ) -> dict[str, dict[str, dict[str, int]]]:
+        import re
+
+        for name, values in value.items():
+            if not re.match(METADATA_KEY_PATTERN, name):
+                raise ValueError(f"{name!r} is not a metadata name: use one like "
+                                 "Answers.Language")
+            if not values:
+                raise ValueError(f"`skills_from.{name}` is empty: map its values to skills")
+        return {name: {k.strip().casefold(): v for k, v in values.items()}
+                for name, values in value.items()}
+
+    @model_validator(mode="after")
+    def _tiers(self) -> ConnectToAgentStage:
+        joins = 0.0
+        for number, tier in enumerate(self.tiers, start=1):
+            last = number == len(self.tiers)
+            if last and tier.escalate_after is not None:
+                raise ValueError(f"tier {number} is the last: it has no `escalate_after` "
+                                 "(nobody joins after it; `max_wait` ends the search)")
+            if not last and tier.escalate_after is None:
+                raise ValueError(f"tier {number} needs `escalate_after`: the seconds it is "
+                                 f"offered before tier {number + 1} joins")
+            joins += tier.escalate_after or 0.0
+            if not last and joins >= self.max_wait:
+                raise ValueError(f"tier {number + 1} would join after {joins:g} s, past "
+                                 f"`max_wait` ({self.max_wait:g} s): shorten `escalate_after` "
+                                 "or lengthen `max_wait`")
+        return self
 
     def targets(self) -> dict[str, str]:
         return {"next": self.next, "on_timeout": self.on_timeout, "on_drop": self.on_drop}
@@ -48,7 +123,11 @@ class ConnectToAgentStage(StageConfig):
             "connected_template": self.connected_template,
             "agent_left_template": self.agent_left_template,
             "guest_left_template": self.guest_left_template,
+            "escalated_template": self.escalated_template,
         }
+
+    def metadata_read(self) -> dict[str, list[str]]:
+        return {"skills_from": list(self.skills_from)} if self.skills_from else {}
 
 
 def wants_to_leave(guest: GuestInput) -> bool:
@@ -85,14 +164,17 @@ class ConnectToAgentAction(Action[ConnectToAgentStage]):
         return await self.enter(ctx, stage)
 
     def check(self, stage: ConnectToAgentStage, load: LoadCheck) -> list[str]:
+        from pipelines.routing.tiers import check_stage
+
         problems = []
-        if not load.tenant.agents:
+        if not load.tenant.agents and not stage.tiers:
             problems.append(
                 f"tenant {load.tenant.id!r} has no `agents`: add the people who take its chats"
             )
-        if stage.mode == "hunt" and stage.accept_timeout >= stage.max_wait:
+        hunts = stage.mode == "hunt" or any(t.mode == "hunt" for t in stage.tiers)
+        if hunts and stage.accept_timeout >= stage.max_wait:
             problems.append("`accept_timeout` must be shorter than `max_wait` in hunt mode")
-        return problems
+        return problems + check_stage(stage, load)
 
 
 ACTION = ConnectToAgentAction()

@@ -21,7 +21,6 @@ from cards.agent_cards import accepted_card, taken_card
 from pipelines.actions.base import Outcome
 from pipelines.engine import Turn
 from pipelines.routing.common import (
-    STALE_RESERVATION,
     AlreadyYours,
     Desk,
     Refused,
@@ -34,7 +33,7 @@ from pipelines.routing.common import (
 from pipelines.routing.search import Search
 from pipelines.routing.waits import note_wait
 from storage.agents import AgentRecord
-from storage.models import Assignment, Phase
+from storage.models import Assignment, Direction, Offer, Phase, Session
 
 
 class Accepting:
@@ -55,19 +54,25 @@ class Accepting:
         """
         desk = self.desk
         tenant = tenant_of(desk.config, tenant_id)
-        agent = tenant.agent(agent_id)
+        session = await desk.sessions.get(tenant.id, session_id)
+        # an agent of another department is offered the chat by an escalation tier
+        agent, home = tenant.agent(agent_id), tenant
+        offered = open_offer(session, agent_id)
+        if agent is None and offered is not None and offered.via is not None:
+            home = tenant_of(desk.config, offered.via)
+            agent = home.agent(agent_id)
         if agent is None:
             raise Refused(f"You're not an agent of {tenant.name}, so you can't take its chats.")
-        session = await desk.sessions.get(tenant.id, session_id)
         try:
             check_waiting(session, agent_id)
         except AlreadyYours:
             assert session is not None  # a redelivered accept, or a second press
             return accepted_card(guest_name(session), tenant.name)
         assert session is not None
-        record = await self._reserve(agent_id, tenant.capacity_of(agent), session.tenant_id,
+        record = await self._reserve(agent_id, home.capacity_of(agent), session.tenant_id,
                                      session.id)
         name = agent.name
+        member = home is tenant
 
         async def step(turn: Turn) -> Outcome | None:
             s = turn.session
@@ -75,14 +80,18 @@ class Accepting:
                 check_waiting(s, agent_id)
             except AlreadyYours:
                 return None
-            mine = next((o for o in s.routing.offers if o.agent_id == agent_id.casefold()
-                         and o.status == "open"), None) if s.routing else None
+            mine = open_offer(s, agent_id)
+            if mine is None and not member:
+                raise Refused("Sorry, this chat is no longer offered to you.")
             guest = guest_name(s)
+            tier = tier_of(s, agent_id)
             s.phase = Phase.CONNECTED
             s.agent = Assignment(agent_id=agent_id.casefold(), agent_name=name,
-                                 reference=record.reference)
+                                 reference=record.reference, tier=tier)
             s.metadata["Agent.Id"] = agent_id.casefold()
             s.metadata["Agent.Name"] = name
+            turn.record(Direction.IN, f"agent:{agent_id.casefold()}", visible=False, tier=tier,
+                        text=f"{name} accepted the chat" + (f" (tier {tier})" if tier else ""))
             note_wait(turn, "answered", agent_id=agent_id.casefold(), agent_name=name, by=by)
             if tell_agent is not None:
                 turn.message(f"agent:{agent_id.casefold()}", card=tell_agent,
@@ -116,32 +125,22 @@ class Accepting:
 
     async def _reserve(self, agent_id: str, capacity: int, tenant_id: str,
                        session_id: str) -> AgentRecord:
-        desk = self.desk
-        now = desk.clock()
-        record = await desk.agents.get(agent_id)
-        stale: set[str] = set()
-        if record is not None and record.load() >= capacity and not record.has(session_id):
-            for chat in record.chats:
-                if now - chat.since < STALE_RESERVATION:
-                    continue
-                other = await desk.sessions.get(chat.tenant_id, chat.session_id)
-                if not connected_to(other, agent_id):
-                    stale.add(chat.session_id)
-
-        def reserve(r: AgentRecord) -> AgentRecord:
-            r.chats = [c for c in r.chats if c.session_id not in stale]
-            if not r.has(session_id):
-                if r.load() >= capacity:
-                    raise Refused(f"You already have {capacity} chats, your limit. "
-                                  "End one first.")
-                from storage.agents import ChatRef
-
-                r.chats.append(ChatRef(tenant_id=tenant_id, session_id=session_id, since=now))
-            r.focus = next(c for c in r.chats if c.session_id == session_id)
-            return r
-
-        return await desk.agents.update(agent_id, reserve,
-                                        default=desk.default_record(agent_id))
+        return await self.desk.reserve(agent_id, capacity, tenant_id, session_id)
 
 
-__all__ = ["Accepting", "chat_ref"]
+def open_offer(session: Session | None, agent_id: str) -> Offer | None:
+    if session is None or session.routing is None:
+        return None
+    return next((o for o in session.routing.offers
+                 if o.agent_id == agent_id.casefold() and o.status == "open"), None)
+
+
+def tier_of(session: Session, agent_id: str) -> int | None:
+    """The tier the agent was offered the chat in: their open offer's, else their latest."""
+    offers = [o for o in (session.routing.offers if session.routing else [])
+              if o.agent_id == agent_id.casefold()]
+    mine = next((o for o in offers if o.status == "open"), offers[-1] if offers else None)
+    return mine.tier if mine is not None else None
+
+
+__all__ = ["Accepting", "chat_ref", "open_offer", "tier_of"]

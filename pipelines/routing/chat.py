@@ -22,17 +22,21 @@ from pipelines.routing.common import (
     Refused,
     chat_ref,
     connected_to,
+    consulting,
     guest_name,
+    holds,
 )
+from pipelines.routing.consult import Consults
 from pipelines.routing.search import Search
 from storage.agents import AgentRecord
 from storage.models import Phase, Session
 
 
 class Chat:
-    def __init__(self, desk: Desk, search: Search) -> None:
+    def __init__(self, desk: Desk, search: Search, consults: Consults | None = None) -> None:
         self.desk = desk
         self.search = search
+        self.consults = consults or Consults(desk, search.roster)
 
     async def focused_chat(self, agent_id: str) -> Session:
         """The chat an agent's typed messages go to; Refused when there is none."""
@@ -53,8 +57,12 @@ class Chat:
             session = await desk.sessions.get(focus.tenant_id, focus.session_id)
             if session is not None and key is not None and session.saw(key):
                 return session, True
-            if connected_to(session, agent_id):
+            session = await desk.moved(session)
+            if holds(session, agent_id):
                 assert session is not None
+                if session.id != focus.session_id:  # a warm transfer moved it on
+                    await self.consults.move_reservation(agent_id, focus.session_id, session,
+                                                         focus.since)
                 return session, False
             await desk.release(agent_id, focus.session_id)
         raise Refused("You have no open chat. Type **waiting** to see who is waiting.")
@@ -63,8 +71,8 @@ class Chat:
         record = await self.desk.agents.get(agent_id)
         out = []
         for chat in record.chats if record else []:
-            session = await self.desk.sessions.get(chat.tenant_id, chat.session_id)
-            if connected_to(session, agent_id):
+            session = await self.desk.resolve(chat)
+            if holds(session, agent_id):
                 assert session is not None
                 out.append(session)
         return out
@@ -86,8 +94,12 @@ class Chat:
         name = session.agent.agent_name if session.agent else "Agent"
 
         async def step(turn: Turn) -> Outcome | None:
-            if not connected_to(turn.session, agent_id):
+            if not holds(turn.session, agent_id):
                 raise Refused("That chat is no longer open.")
+            if self.consults.relay(turn, agent_id, text):
+                return None  # consult talk: between the two agents only
+            if not connected_to(turn.session, agent_id):
+                raise Refused("Your consult is over.")
             from cards.agent_cards import relay_card
 
             turn.message("guest", text=text, card=relay_card(name, text),
@@ -105,6 +117,9 @@ class Chat:
             if session is not None:
                 await self.desk.release(agent_id, session.id, key)
             return
+        if consulting(session, agent_id):  # the consulted agent's `end`: they leave it
+            await self.consults.end(agent_id, session, key=key)
+            return
         stage = self.desk.stage_of(session)
         assert isinstance(stage, ConnectToAgentStage)
 
@@ -116,6 +131,8 @@ class Chat:
             assert agent is not None
             turn.message(f"agent:{agent.agent_id}", reference=agent.reference, visible=False,
                          text=f"Your chat with {guest_name(s)} has ended.")
+            self.consults.close(turn, f"{agent.agent_name} ended the chat with "
+                                      f"{guest_name(s)}, so the consult has ended.")
             _disconnect(turn)
             return Goto(stage.next)
 
@@ -130,6 +147,12 @@ class Chat:
         if done or session is None:
             if session is not None:
                 await desk.release(agent_id, session.id, key)
+            return
+        if consulting(session, agent_id):
+            raise Refused("You're consulting on this chat: only its agent can transfer it. "
+                          "Type **end consult** to leave.")
+        if not target_text.strip():  # a warm transfer, to the agent consulted
+            await self._hand_over(agent_id, session, key)
             return
         target = desk.config.find_tenant(target_text)
         names = ", ".join(t.name for t in desk.config.tenants if t.enabled)
@@ -147,6 +170,8 @@ class Chat:
             assert agent is not None
             turn.message(f"agent:{agent.agent_id}", reference=agent.reference, visible=False,
                          text=f"{guest_name(s)} was transferred to {target.name}.")
+            self.consults.close(turn, f"{agent.agent_name} transferred {guest_name(s)} to "
+                                      f"{target.name}, so the consult has ended.")
             _disconnect(turn)
             return Transfer(target.id, template=template, by=f"agent:{agent_id.casefold()}",
                             by_name=agent.agent_name)
@@ -154,15 +179,51 @@ class Chat:
         await desk.engine.act(session.tenant_id, session.id, step, key=key)
         await desk.release(agent_id, session.id, key)
 
+    async def _hand_over(self, agent_id: str, session: Session, key: str | None) -> None:
+        """`transfer` alone: the guest goes to the agent consulted (a warm transfer)."""
+
+        async def step(turn: Turn) -> Outcome | None:
+            if not connected_to(turn.session, agent_id):
+                raise Refused("That chat is no longer open.")
+            transfer = self.consults.hand_over(turn, agent_id)
+            _disconnect(turn)
+            return transfer
+
+        await self.desk.engine.act(session.tenant_id, session.id, step, key=key)
+        await self.desk.release(agent_id, session.id, key)
+
+    async def consult(self, agent_id: str, target_text: str, *, key: str | None = None) -> None:
+        """`consult <department or agent>` on the agent's current chat."""
+        session, done = await self._focus(agent_id, key)
+        if done or session is None:
+            return
+        if not connected_to(session, agent_id):
+            raise Refused("You're consulting on this chat already: only its agent can ask "
+                          "someone else.")
+        await self.consults.ask(agent_id, session, target_text, key=key)
+
+    async def end_consult(self, agent_id: str, *, key: str | None = None) -> None:
+        session, done = await self._focus(agent_id, key)
+        if done or session is None:
+            return
+        await self.consults.end(agent_id, session, key=key)
+
     async def agent_left(self, agent_id: str, session: Session) -> None:
         """The agent went offline or left mid-chat: tell the guest, search again."""
         desk = self.desk
         stage = desk.stage_of(session)
 
+        if consulting(session, agent_id):
+            await self.consults.consultant_left(agent_id, session)
+            return
+
         async def step(turn: Turn) -> Outcome | None:
             s = turn.session
             if not connected_to(s, agent_id):
                 raise NothingToDo("the chat moved on")
+            assert s.agent is not None
+            self.consults.close(turn, f"{s.agent.agent_name} left the chat with "
+                                      f"{guest_name(s)}, so the consult has ended.")
             _disconnect(turn)
             await turn.send_card(desk.card(s, "agent_left_template"))
             desk.new_search(turn, stage)

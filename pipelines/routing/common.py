@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cards.binding import bind
+from pipelines.actions.connect_to_agent import ConnectToAgentStage
 from pipelines.config import StageConfig, SwitchboardConfig, TenantConfig
 from pipelines.engine import Engine, Turn
 from storage.agents import AgentRecord, AgentStore, ChatRef
@@ -97,12 +98,14 @@ class Desk:
 
     def new_search(self, turn: Turn, stage: StageConfig) -> None:
         """The session starts (or restarts) waiting: a search and its timers."""
+        from pipelines.routing.skills import required
+        from pipelines.routing.tiers import ESCALATE
+        from storage.models import Search
+
         session = turn.session
         started = self.clock()
         session.phase = Phase.WAITING
         session.agent = None
-        from storage.models import Search
-
         session.routing = Search(stage_key=stage.key, mode=getattr(stage, "mode", "broadcast"),
                                  started_at=started)
         turn.schedule("offer", 0)
@@ -110,6 +113,53 @@ class Desk:
         every = getattr(stage, "searching_every", None)
         if every:
             turn.schedule("searching", every)
+        if isinstance(stage, ConnectToAgentStage):
+            session.routing.skills = required(stage, session.metadata)
+            if len(stage.tiers) > 1:
+                turn.schedule(ESCALATE, stage.tiers[0].escalate_after or 0, {"tier": 2})
+
+    async def resolve(self, chat: ChatRef) -> Session | None:
+        """The session an agent's chat is in now: a warm transfer moved it on (one hop)."""
+        return await self.moved(await self.sessions.get(chat.tenant_id, chat.session_id))
+
+    async def moved(self, session: Session | None) -> Session | None:
+        """Where a session that was transferred went (itself, if it was not, or if its
+        target is not written yet)."""
+        if session is not None and session.state in (SessionState.TRANSFERRED,
+                                                     SessionState.TRANSFERRING) and (
+                session.transfer is not None):
+            target = await self.sessions.get(session.transfer.to_tenant_id,
+                                             session.transfer.to_session_id)
+            return target or session
+        return session
+
+    async def reserve(self, agent_id: str, capacity: int, tenant_id: str, session_id: str, *,
+                      consult: bool = False) -> AgentRecord:
+        """Room for one more chat (or consult), checked and taken in one conditional write
+        on the agent's record. Raises Refused at capacity."""
+        now = self.clock()
+        record = await self.agents.get(agent_id)
+        stale: set[str] = set()
+        if record is not None and record.load() >= capacity and not record.has(session_id):
+            for chat in record.chats:
+                if now - chat.since < STALE_RESERVATION:
+                    continue
+                other = await self.resolve(chat)
+                if not holds(other, agent_id):
+                    stale.add(chat.session_id)
+
+        def take(r: AgentRecord) -> AgentRecord:
+            r.chats = [c for c in r.chats if c.session_id not in stale]
+            if not r.has(session_id):
+                if r.load() >= capacity:
+                    raise Refused(f"You already have {capacity} chats, your limit. "
+                                  "End one first.")
+                r.chats.append(ChatRef(tenant_id=tenant_id, session_id=session_id, since=now,
+                                       consult=consult or None))
+            r.focus = next(c for c in r.chats if c.session_id == session_id)
+            return r
+
+        return await self.agents.update(agent_id, take, default=self.default_record(agent_id))
 
 
 def activity_key(conversation_id: str | None, activity_id: str | None) -> str | None:
@@ -134,6 +184,22 @@ def check_waiting(session: Session | None, agent_id: str) -> None:
 class AlreadyYours(Refused):
     def __init__(self) -> None:
         super().__init__("You already have this chat.")
+
+
+def consulting(session: Session | None, agent_id: str) -> bool:
+    """Whether the agent is the one consulted in this chat (pipelines/routing/consult.py)."""
+    return (
+        session is not None
+        and session.state == SessionState.OPEN
+        and session.consult is not None
+        and session.consult.agent is not None
+        and session.consult.agent.agent_id == agent_id.casefold()
+    )
+
+
+def holds(session: Session | None, agent_id: str) -> bool:
+    """Whether the chat takes room of the agent's: theirs, or consulted on."""
+    return connected_to(session, agent_id) or consulting(session, agent_id)
 
 
 def connected_to(session: Session | None, agent_id: str) -> bool:

@@ -1,8 +1,9 @@
 """Agents coming and going: how to reach them, their presence, the chats waiting for them.
 
 An agent who becomes reachable or available makes every chat waiting in their departments
-want an offer round now (a step on each such session that schedules its `offer` timer), so
-the round itself is the same durable one the timers run.
+(and in those whose escalation tiers name theirs: tiers.reaching) want an offer round now (a
+step on each such session that schedules its `offer` timer), so the round itself is the same
+durable one the timers run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pipelines.engine import Turn
 from pipelines.routing.chat import Chat
 from pipelines.routing.common import Desk, NothingToDo, guest_name
 from pipelines.routing.search import waiting_since
+from pipelines.routing.tiers import reaching
 from storage.agents import AgentRecord, Presence
 from storage.models import Phase, SessionState
 
@@ -61,7 +63,7 @@ class Presences:
                                                default=self.desk.default_record(agent_id, name))
         if (before is None or not before.reachable) and record.reachable:
             # guests may already be waiting for them
-            await self.offer_waiting_chats(self.desk.config.tenants_of_agent(agent_id))
+            await self.offer_waiting_chats(reaching(self.desk.config, agent_id))
         return bool(greet)
 
     async def set_presence(self, agent_id: str, presence: Presence, *,
@@ -84,13 +86,13 @@ class Presences:
             return None
         if presence == Presence.OFFLINE:
             for chat in list(record.chats):
-                session = await self.desk.sessions.get(chat.tenant_id, chat.session_id)
+                session = await self.desk.resolve(chat)
                 if session is not None:
                     await self.chat.agent_left(agent_id, session)
                 else:
                     await self.desk.release(agent_id, chat.session_id)
         if presence == Presence.AVAILABLE:
-            await self.offer_waiting_chats(self.desk.config.tenants_of_agent(agent_id))
+            await self.offer_waiting_chats(reaching(self.desk.config, agent_id))
         return f"You're now {presence.value}."
 
     async def offer_waiting_chats(self, tenants: list[TenantConfig]) -> None:

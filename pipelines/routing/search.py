@@ -12,6 +12,9 @@ from an earlier search, or fired a second time, does nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import telemetry
 from cards.agent_cards import closed_offer_card, offer_card, relay_card
 from pipelines.actions.base import Goto, GuestInput, Outcome
@@ -20,23 +23,43 @@ from pipelines.config import StageConfig, TenantConfig
 from pipelines.engine import Turn
 from pipelines.routing.common import Desk, NothingToDo, guest_name, log
 from pipelines.routing.offer_view import offer_view
+from pipelines.routing.roster import Candidate, Roster
+from pipelines.routing.skills import describe
+from pipelines.routing.tiers import (
+    ACCEPT_TIMEOUT,
+    ESCALATE,
+    TierPlan,
+    active,
+    plan,
+    reset_tried,
+    tried,
+)
 from pipelines.routing.waits import note_wait
-from storage.agents import AgentRecord, Presence
+from storage.agents import AgentRecord
 from storage.models import Offer, Phase, Session, SessionState
 from storage.timers import NotYet, Timer
 
+if TYPE_CHECKING:
+    from pipelines.routing.consult import Consults
+
 # a timer whose session does not want it yet may be the first half of a write in flight
 NOT_YET_WINDOW = 15.0
-KINDS = ("offer", "accept_timeout", "max_wait", "searching")
+KINDS = ("offer", "accept_timeout", "max_wait", "searching", "escalate")
 
 
 class Search:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
+        self.roster = Roster(desk)
+        # set by Routing: consults end when the guest leaves; warm transfers arrive here
+        self.consults: Consults | None = None
 
     # -- the guest's side (inside the guest's turn) ----------------------------------
 
     async def start(self, turn: Turn, stage: StageConfig) -> None:
+        assert isinstance(stage, ConnectToAgentStage)
+        if self.consults is not None and await self.consults.arrive(turn, stage):
+            return  # a warm transfer: connected to the consulted agent at once
         await turn.send_card(turn.bind(turn.template(stage, "waiting_template")))
         self.desk.new_search(turn, stage)
 
@@ -63,6 +86,9 @@ class Search:
             self.close_offers(turn, why)
         elif session.phase == Phase.CONNECTED and session.agent is not None:
             agent = session.agent
+            if self.consults is not None:
+                self.consults.close(turn, f"{guest_name(session)} left the chat, so the "
+                                          "consult has ended.")
             turn.message(f"agent:{agent.agent_id}",
                          card=self.desk.card(session, "guest_left_template"),
                          reference=agent.reference, visible=False)
@@ -117,9 +143,11 @@ class Search:
         assert isinstance(stage, ConnectToAgentStage)
         if timer.kind == "offer":
             await self.offer_round(turn, stage)
-        elif timer.kind == "accept_timeout":
+        elif timer.kind.startswith(ACCEPT_TIMEOUT):
             self._hunt_moves_on(turn, timer.payload.get("agent"))
             await self.offer_round(turn, stage)
+        elif timer.kind == ESCALATE:
+            await self._escalate(turn, stage, int(timer.payload.get("tier", 2)))
         elif timer.kind == "max_wait":
             note_wait(turn, "timed_out")
             self.close_offers(turn, "The guest stopped waiting: nobody was free in time.")
@@ -147,69 +175,95 @@ class Search:
 
     # -- offers ----------------------------------------------------------------------
 
+    async def _escalate(self, turn: Turn, stage: ConnectToAgentStage, number: int) -> None:
+        """The next tier joins: the guest is told, its agents are offered the chat; the
+        earlier tiers' offers stay open."""
+        routing = turn.session.routing
+        assert routing is not None
+        tiers = plan(self.desk.config, turn.session.tenant_id, stage)
+        if number > len(tiers) or number <= routing.tier:
+            return
+        routing.tier = number
+        line = turn.message("guest", card=self.desk.card(turn.session, "escalated_template"))
+        line.tier = number
+        if number < len(tiers):
+            turn.schedule(ESCALATE, tiers[number - 1].escalate_after or 0,
+                          {"tier": number + 1})
+        await self.offer_round(turn, stage)
+
     async def eligible(self, tenant: TenantConfig) -> list[AgentRecord]:
-        """Available, reachable agents with room for one more chat, fairest first."""
-        records = await self.desk.agents.many(a.aad_object_id for a in tenant.agents)
-        out = []
-        for agent in tenant.agents:
-            record = records.get(agent.aad_object_id.casefold())
-            if record is None or not record.reachable:
-                log.warning(
-                    "agent cannot be offered chats: they have not installed the app",
-                    extra={"tenant": tenant.id, "agent": agent.aad_object_id,
-                           "agent_name": agent.name},
-                )
-                continue
-            if record.presence != Presence.AVAILABLE:
-                continue
-            if record.load() >= tenant.capacity_of(agent):
-                continue
-            out.append(record)
-        out.sort(key=lambda r: (r.load(), r.last_offered_at, r.name))
-        return out
+        """Available, reachable agents of the department with room for one more chat, the
+        fairest first (through the agents index: storage/agents.py)."""
+        whole = TierPlan(1, tenant.name, tenant.id, "broadcast", None, {}, None)
+        return [c.record for c in await self.roster.candidates(whole, {}, "exact")]
 
     @telemetry.traced("routing.offer_round")
     async def offer_round(self, turn: Turn, stage: ConnectToAgentStage) -> None:
+        """Offer the chat to whom the active tiers add now: every agent of a broadcast tier
+        who can take it (with `closest`, those who match best), the next agent of a hunt
+        tier with no offer open. Offers already open stay open."""
         session = turn.session
-        tenant = self.desk.config.tenant(session.tenant_id)
         routing = session.routing
         assert routing is not None
-        candidates = await self.eligible(tenant)
-        new_round = False
-        if stage.mode == "broadcast":
-            offered = {o.agent_id for o in routing.offers if o.status == "open"}
-            targets = [c for c in candidates if c.agent_id not in offered]
-        else:
-            if any(o.status == "open" for o in routing.offers):
-                return
-            fresh = [c for c in candidates if c.agent_id not in routing.tried]
-            new_round = not fresh
-            if new_round:
-                # everyone was tried: again, from the one offered this chat longest ago
-                # (the session's own record: the same choice after any crash)
-                order = {agent: i for i, agent in enumerate(routing.tried)}
-                candidates = sorted(candidates,
-                                    key=lambda r: (r.load(), order.get(r.agent_id, -1)))
-            targets = (fresh or candidates)[:1]
-        if not targets:
-            log.info("no agent to offer the chat to", extra={"session": session.id,
-                                                             "tenant": tenant.id})
+        tiers = plan(self.desk.config, session.tenant_id, stage)
+        claimed = {o.agent_id for o in routing.offers if o.status == "open"}
+        picked: list[tuple[TierPlan, Candidate]] = []
+        for tier in active(routing, tiers):
+            found = await self.roster.candidates(tier, routing.skills, stage.match)
+            for candidate in self._picks(turn, stage, tier, found, claimed):
+                claimed.add(candidate.agent_id)
+                picked.append((tier, candidate))
+        for tenant_id in {t.tenant_id for t in active(routing, tiers)}:
+            tenant = self.desk.config.tenant(tenant_id)
+            turn.after_persist(lambda tenant=tenant: self.roster.audit(tenant))
+        if not picked:
+            if not any(o.status == "open" for o in routing.offers):
+                log.info("no agent to offer the chat to", extra={
+                    "session": session.id, "tenant": session.tenant_id})
             return
         view = await offer_view(self.desk.config, self.desk.sessions, session)
-        card = offer_card(view, use_execute=self.desk.use_execute)
-        for record in targets:
-            line = turn.message(f"agent:{record.agent_id}", card=card,
+        view = replace(view, skills=describe(routing.skills) or None)
+        for tier, candidate in picked:
+            shown = replace(view, tier=f"tier {tier.number} of {len(tiers)}: {tier.name}"
+                            if len(tiers) > 1 else None)
+            record = candidate.record
+            line = turn.message(f"agent:{record.agent_id}",
+                                card=offer_card(shown, use_execute=self.desk.use_execute),
                                 reference=record.reference, purpose="offer", visible=False)
             routing.offers.append(Offer(agent_id=record.agent_id, agent_name=record.name,
-                                        seq=line.seq))
-        if stage.mode == "hunt":
-            if new_round:  # everyone was tried: start again from the fairest
-                routing.tried = []
-            routing.tried.append(targets[0].agent_id)
-            turn.schedule("accept_timeout", stage.accept_timeout,
-                          {"agent": targets[0].agent_id})
+                                        seq=line.seq, tier=tier.number,
+                                        via=candidate.tenant_id))
+        targets = [c.record for _, c in picked]
         offered_at = self.desk.clock()
         turn.after_persist(lambda: self._offered(targets, offered_at))
+
+    def _picks(self, turn: Turn, stage: ConnectToAgentStage, tier: TierPlan,
+               found: list[Candidate], claimed: set[str]) -> list[Candidate]:
+        """Whom one tier adds to the offers now (hunt: schedules its accept timeout)."""
+        routing = turn.session.routing
+        assert routing is not None
+        if tier.mode == "broadcast":
+            if stage.match == "closest" and found:
+                found = [c for c in found if c.score == found[0].score]
+            return [c for c in found if c.agent_id not in claimed]
+        if any(o.status == "open" and o.tier == tier.number for o in routing.offers):
+            return []
+        done = tried(routing, tier.number)
+        free = [c for c in found if c.agent_id not in claimed]
+        fresh = [c for c in free if c.agent_id not in done]
+        if not fresh:
+            # everyone was tried: again, from the one offered this chat longest ago (the
+            # session's own record: the same choice after any crash)
+            order = {agent: i for i, agent in enumerate(done)}
+            free.sort(key=lambda c: (-c.score, c.record.load(), order.get(c.agent_id, -1)))
+        pick = (fresh or free)[:1]
+        if pick:
+            if not fresh:
+                reset_tried(routing, tier.number)
+            tried(routing, tier.number).append(pick[0].agent_id)
+            turn.schedule(tier.accept_timer, stage.accept_timeout,
+                          {"agent": pick[0].agent_id, "tier": tier.number})
+        return pick
 
     async def _offered(self, targets: list[AgentRecord], at: float) -> None:
         """Hunt's fairness: who was offered a chat last goes to the back of the line."""
