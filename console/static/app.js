@@ -241,6 +241,8 @@ async function refreshChat() {
   try { page = await api(chatPath(tenant, session)); } catch (error) {
     notice(error.message, true); return;
   }
+  // closed, or another chat opened, while this one was being read
+  if (state.chat?.tenant !== tenant || state.chat?.session !== session) return;
   const s = page.session;
   $("chat-title").textContent = `${s.guest || "Guest"} · ${s.department} · ${s.state}` +
     (s.state === "open" ? ` (${s.phase})` : "");
