@@ -92,7 +92,7 @@ def loaded(path: str) -> Any:
 def settings_for(tmp_path: Path, **overrides: Any) -> switchboard_app.Settings:
     """Settings for a bot in a test. Every server is an instance of its own (two servers in
     one test are two instances); a test that restarts "the same instance" passes its name.
-    The sweep and the purge run only when a test asks (`sweep`)."""
+    The sweep, the purge and the console's fold run only when a test asks (`sweep`)."""
     values = {
         "config_path": str(EXAMPLE_CONFIG),
         "db_path": str(tmp_path / "switchboard.sqlite3"),
@@ -100,6 +100,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> switchboard_app.Settings:
         "timer_interval": 0,
         "sweep_interval": 0,
         "purge_interval": 0,
+        "console_fold_interval": 0,
         "instance_name": f"test-{uuid.uuid4().hex[:8]}",
         **overrides,
     }

@@ -38,7 +38,8 @@ def button(title: str, verb: str, stage: str, **more: str) -> dict:
 def test_registry_finds_exactly_the_actions() -> None:
     found = registry()
     assert sorted(found) == [
-        "business_hours", "condition", "connect_to_agent", "end", "faq", "feedback", "menu",
+        "business_hours", "condition", "connect_to_agent", "end", "faq", "feedback",
+        "http_request", "menu",
         "message", "question", "set_metadata", "tenant_transfer",
     ]
     assert found["end"] is end.ACTION

@@ -17,8 +17,8 @@ from pipelines.loader import MAX_CONFIG_BYTES, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "helpdesk.yaml"
 ACTIONS = (
-    "business_hours, condition, connect_to_agent, end, faq, feedback, http_request, menu, message, question, "
-    "set_metadata, tenant_transfer"
+    "business_hours, condition, connect_to_agent, end, faq, feedback, http_request, menu, "
+    "message, question, set_metadata, tenant_transfer"
 )
 
 # Two departments: `it` (its pipeline `support` gets the stages under test) and `hr`.

@@ -19,7 +19,7 @@ from tests.app_process import free_port, running_app
 from tests.deploy_files import APP_PACKAGE_SCRIPT, ROOT, app_package
 
 CODE = {"app.py", "settings.py", "bots", "pipelines", "cards", "storage", "manifest", "admin",
-        "telemetry"}
+        "console", "telemetry"}
 
 
 
