@@ -202,6 +202,7 @@ class Window:
     scenarios_done: int = 0
     scenarios_stuck: int = 0
     anomalies: int = 0
+    anomaly_samples: list[str] = field(default_factory=list)
     no_reply_turns: int = 0
     transfers_unconfirmed: int = 0
     server_cpu: float = 0.0
@@ -510,6 +511,7 @@ class Runner:
         if step is None:
             win.scenarios_done += 1
         win.anomalies += len(guest.anomalies)
+        win.anomaly_samples.extend(guest.anomalies[:3 - len(win.anomaly_samples)])
 
     async def closed_loop(self, win: Window, n: int, seconds: float, max_turns: int) -> None:
         """N guests, each running scenarios back to back, until time or turns run out."""
@@ -937,7 +939,8 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
             if w.errors or w.scenarios_stuck or w.anomalies or w.no_reply_turns:
                 warn.append(f"{name} N={n}: errors {w.errors} {w.error_samples[:2]}, stuck "
                             f"scenarios {w.scenarios_stuck}, bot said 'went wrong'/'earlier "
-                            f"step' {w.anomalies}x, turns without reply {w.no_reply_turns}")
+                            f"step' {w.anomalies}x {w.anomaly_samples}, turns without reply "
+                            f"{w.no_reply_turns}")
             if w.transfers_unconfirmed:
                 warn.append(f"{name} N={n}: {w.transfers_unconfirmed} turns classified as "
                             f"transfers did not show a new session / transfer card")
