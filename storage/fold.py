@@ -101,6 +101,10 @@ class Folder:
     clock: Callable[[], float] = time.time
     owner: str = ""
     lease_seconds: float = 60.0
+    # a department never folded (the console just turned on over a store with history)
+    # starts this far back: its figures begin the day before, and the first round costs
+    # what two days brought, not what the whole retention period holds
+    backfill_seconds: float = 2 * 86_400
     _rounds: dict[str, Round] = field(default_factory=dict)
 
     async def take_lease(self) -> bool:
@@ -132,8 +136,9 @@ class Folder:
         upto = iso(self.clock() - self.lag)
         rollups: dict[str, Rollup] = {}
         moved: dict[str, Position] = {}
+        start: Position = (iso(self.clock() - self.lag - self.backfill_seconds), "")
         for feed in FEEDS:
-            after = cursor.positions.get(feed)
+            after = cursor.positions.get(feed) or start
             async for page in since(self.docs, feed, tenant_id, after, upto):
                 for position, body in page:
                     report.items += 1

@@ -145,7 +145,7 @@ async def test_a_refresh_costs_the_same_whatever_the_history(fresh_store, tmp_pa
         try:
             await _history(docs, size)
             folder = Folder(docs, lambda: [t.id for t in config.tenants], rating_keys(config),
-                            lag=0)
+                            lag=0, backfill_seconds=90 * 86_400)
             rounds = await folder.fold()
             assert sum(r.items for r in rounds.values()) >= size
             board = await _board(docs, config)
@@ -162,6 +162,29 @@ async def test_a_refresh_costs_the_same_whatever_the_history(fresh_store, tmp_pa
             await docs.close()
     assert costs[0] == costs[1], costs
     assert sum(costs[0].values()) <= 8 * 2 + 4, costs  # per department, and the 4 agents
+
+
+async def test_the_first_fold_over_a_long_history_costs_two_days_not_all_of_it(fresh_store,
+                                                                               tmp_path):
+    """The console turned on over a store with months of chats (or the store_growth bench's
+    million documents): its first round folds what the last two days brought, then nothing
+    more, instead of walking the whole history in one round."""
+    config, _ = load_config(str(console_config(tmp_path)))
+    docs = fresh_store("backfill")
+    await docs.open()
+    try:
+        await _history(docs, 300)  # chats spread over 60 days, 5 a day
+        folder = Folder(docs, lambda: [t.id for t in config.tenants], rating_keys(config),
+                        lag=0)
+        first = sum(r.items for r in (await folder.fold()).values())
+        recent = 300 * 2 // 60 + 4  # their two days' worth (opened and closed), the open ones
+        assert 4 <= first <= 2 * (recent + 10), first
+        again = sum(r.items for r in (await folder.fold()).values())
+        assert again == 0
+    finally:
+        if hasattr(docs, "delete_database"):
+            await docs.delete_database()
+        await docs.close()
 
 
 async def test_every_console_query_is_an_index_search(tmp_path):
