@@ -1,5 +1,6 @@
 """Reports: per day and department, from the rollups (one query per department, whatever
-the history), as rows for a table, a chart and CSV.
+the history), as rows for a table, a chart and CSV; and the live view's figures for a date
+range (the same summary as its last hour and today, over the range's days).
 
 A department's days are its own calendar days (its `timezone`, else UTC), each a sum of
 whole ten-minute slots (storage/stats.py).
@@ -9,16 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from console.auth import Viewer
-from console.figures import local_day, slots, zone
+from console.figures import Slots, local_day, slots, zone
 from console.live import rating_keys, summary
-from pipelines.config import SwitchboardConfig
+from pipelines.config import SwitchboardConfig, TenantConfig
 from storage.documents import DocumentStore
 
 MAX_DAYS = 92
+# no chat is older than this; with the 92-day bound it keeps every day's window computable
+# (a year-1 or year-9999 date would overflow its time zone's arithmetic)
+FIRST_DAY = date(2000, 1, 1)
 COLUMNS = ("day", "department", "started", "received", "deflected", "transferred",
            "abandoned", "timed_out", "answered", "speed_to_answer_s", "p90_wait_s",
            "feedback", "rated")
@@ -39,7 +46,21 @@ def parse_range(start: str | None, end: str | None, today: date) -> tuple[date, 
         raise RangeError("The range starts after it ends.")
     if (last - first).days >= MAX_DAYS:
         raise RangeError(f"A report covers at most {MAX_DAYS} days.")
+    # a department east of UTC may be a day ahead of `today` (UTC)
+    if first < FIRST_DAY or last > today + timedelta(days=1):
+        raise RangeError(f"Dates run from {FIRST_DAY.isoformat()} to today.")
     return first, last
+
+
+@dataclass
+class Window:
+    """A department's slots over a range of its own calendar days."""
+
+    tenant: TenantConfig
+    tz: ZoneInfo
+    start: datetime
+    end: datetime
+    slots: Slots
 
 
 class Reports:
@@ -48,20 +69,40 @@ class Reports:
         self.docs = docs
         self.ratings = rating_keys(config)
 
-    async def days(self, viewer: Viewer, first: date, last: date,
-                   tenant: str | None = None) -> dict[str, Any]:
+    async def _windows(self, viewer: Viewer, first: date, last: date, tenant: str | None
+                       ) -> AsyncIterator[Window]:
+        """Each department the viewer may see (or `tenant`): one query of its rollups, and
+        its feeds past the fold's cursor when the range reaches today."""
         now = datetime.now(UTC)
-        rows: list[dict[str, Any]] = []
-        matrix: dict[str, dict[str, int]] = {}
-        totals: dict[str, dict[str, Any]] = {}
         for config in self.config.tenants:
             if not viewer.may(config.id) or (tenant and tenant != config.id):
                 continue
             tz = zone(config.timezone)
             start, _ = local_day(first, tz)
             _, end = local_day(last, tz)
-            window = await slots(self.docs, config.id, start, end, self.ratings, now)
-            totals[config.id] = summary(window.between(start, end))
+            yield Window(config, tz, start, end,
+                         await slots(self.docs, config.id, start, end, self.ratings, now))
+
+    async def figures(self, viewer: Viewer, first: date, last: date,
+                      tenant: str | None = None) -> dict[str, Any]:
+        """The live view's figures over a date range, per department."""
+        departments = {}
+        async for w in self._windows(viewer, first, last, tenant):
+            departments[w.tenant.id] = {
+                "name": w.tenant.name, "timezone": w.tenant.timezone or "UTC",
+                "catching_up": w.slots.behind,
+                "figures": summary(w.slots.between(w.start, w.end))}
+        return {"from": first.isoformat(), "to": last.isoformat(),
+                "departments": departments}
+
+    async def days(self, viewer: Viewer, first: date, last: date,
+                   tenant: str | None = None) -> dict[str, Any]:
+        rows: list[dict[str, Any]] = []
+        matrix: dict[str, dict[str, int]] = {}
+        totals: dict[str, dict[str, Any]] = {}
+        async for w in self._windows(viewer, first, last, tenant):
+            config, tz, window = w.tenant, w.tz, w.slots
+            totals[config.id] = summary(window.between(w.start, w.end))
             day = first
             while day <= last:
                 counts = window.between(*local_day(day, tz))

@@ -1,10 +1,10 @@
 """The console's HTTP routes, mounted by app.py under /console.
 
 Pages and static files; sign-in, its callback and sign-out; the JSON API (live snapshot and
-its server-sent-event stream, a chat's page, search, reports and their CSV) and the four
-actions. Every API route answers only for the departments the viewer may see (a chat of
-another department is a 404, like one that does not exist); every action needs the CSRF
-token (console/auth.py).
+its server-sent-event stream, the figures for a date range, a chat's page, search, reports
+and their CSV) and the four actions. Every API route answers only for the departments the
+viewer may see (a chat of another department is a 404, like one that does not exist); every
+action needs the CSRF token (console/auth.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +334,8 @@ async def search(request: web.Request) -> web.Response:
     return _json({"results": results})
 
 
-async def _report(request: web.Request, viewer: Viewer) -> dict[str, Any]:
+def _range(request: web.Request, viewer: Viewer) -> tuple[date, date, str | None]:
+    """`from`, `to` and `tenant` of a report or of the figures for a range."""
     q = request.query
     tenant = q.get("tenant") or None
     if tenant is not None and not viewer.may(tenant):
@@ -343,7 +344,19 @@ async def _report(request: web.Request, viewer: Viewer) -> dict[str, Any]:
         first, last = parse_range(q.get("from"), q.get("to"), datetime.now(UTC).date())
     except RangeError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    return await request.app[CONSOLE].reports.days(viewer, first, last, tenant)
+    return first, last, tenant
+
+
+async def _report(request: web.Request, viewer: Viewer) -> dict[str, Any]:
+    return await request.app[CONSOLE].reports.days(viewer, *_range(request, viewer))
+
+
+async def figures(request: web.Request) -> web.Response:
+    """The live view's figures over a date range, per department (console/reports.py)."""
+    viewer = await _viewer(request)
+    if isinstance(viewer, web.Response):
+        return viewer
+    return _json(await request.app[CONSOLE].reports.figures(viewer, *_range(request, viewer)))
 
 
 async def reports(request: web.Request) -> web.Response:
@@ -445,6 +458,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/console/api/stream", stream)
     r.add_get("/console/api/chats/{tenant}/{session}", chat)
     r.add_get("/console/api/search", search)
+    r.add_get("/console/api/figures", figures)
     r.add_get("/console/api/reports", reports)
     r.add_get("/console/api/reports.csv", reports_csv)
     r.add_post("/console/api/chats/{tenant}/{session}/assign", assign)

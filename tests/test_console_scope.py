@@ -4,6 +4,7 @@ through the real app, signed in against the local Entra stand-in."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +16,7 @@ from storage.models import Phase
 from tests.agent_desk import ALICE, Desk, waiting_guest
 from tests.console_identity import ConsoleIdentity
 from tests.console_support import (
+    ADMIN,
     HR_SUPERVISOR,
     IT_SUPERVISOR,
     Browser,
@@ -100,6 +102,11 @@ async def test_an_hr_supervisor_sees_no_it_chat_on_any_route(scene):
     status, _, _ = await hr.get("/console/api/reports.csv?tenant=it&table=transfers")
     assert status == 404
 
+    status, figures, _ = await hr.get(f"/console/api/figures?{_around_today()}")
+    assert status == 200 and list(figures["departments"]) == ["hr"], figures
+    status, _, _ = await hr.get(f"/console/api/figures?{_around_today()}&tenant=it")
+    assert status == 404
+
 
 async def test_an_hr_supervisor_cannot_act_on_an_it_chat_or_agent(scene):
     hr: Browser = scene["hr"]
@@ -132,6 +139,61 @@ async def test_the_it_supervisor_sees_and_acts_on_it(scene):
     status, answer = await it.post(f"/console/api/chats/it/{scene['it_waiting'].id}/close",
                                    {"reason": "We called you instead"})
     assert status == 200, answer
+
+
+def _around_today(before: int = 1, after: int = 1) -> str:
+    """A range of UTC dates around today: every department's today is in it."""
+    today = datetime.now(UTC).date()
+    return (f"from={(today - timedelta(days=before)).isoformat()}"
+            f"&to={(today + timedelta(days=after)).isoformat()}")
+
+
+async def test_the_figures_for_a_date_range_are_what_was_played(scene):
+    """The scene played today: in IT, three chats started (one answered by Alice and ended,
+    one waiting, one moved to HR by an admin); HR received that one and started none."""
+    admin = Browser(scene["server"])
+    await admin.sign_in(scene["identity"], ADMIN)
+    status, body, _ = await admin.get(f"/console/api/figures?{_around_today()}")
+    assert status == 200, body
+    assert list(body["departments"]) == ["it", "hr"]
+    it, hr = (body["departments"][t]["figures"] for t in ("it", "hr"))
+    assert (it["started"], it["sent"], it["received_total"], it["answered"],
+            it["deflected"], it["abandoned"], it["timed_out"]) == (3, {"hr": 1}, 0, 1, 0, 0, 0)
+    assert (hr["started"], hr["received"], hr["sent_total"]) == (0, {"it": 1}, 0)
+    assert body["departments"]["it"]["catching_up"] is False
+    # the same as the live view's today (all of it played today)
+    status, live, _ = await admin.get("/console/api/live")
+    for tenant in ("it", "hr"):
+        assert body["departments"][tenant]["figures"] == live["departments"][tenant]["today"]
+    # one department; and days before the scene count nothing
+    status, only, _ = await admin.get(f"/console/api/figures?{_around_today()}&tenant=hr")
+    assert status == 200 and list(only["departments"]) == ["hr"]
+    assert only["departments"]["hr"]["figures"] == hr
+    status, past, _ = await admin.get(f"/console/api/figures?{_around_today(30, -1)}")
+    assert status == 200 and past["from"] < past["to"]
+    assert all(d["figures"]["started"] == 0 and d["figures"]["sent_total"] == 0
+               and d["figures"]["received_total"] == 0 for d in past["departments"].values())
+
+
+async def test_a_bad_range_gets_a_clear_400_and_the_console_keeps_serving(scene, caplog):
+    hr: Browser = scene["hr"]
+    today = datetime.now(UTC).date()
+    bad = {
+        "from=2026-13-01&to=2026-12-31": "YYYY-MM-DD",
+        "from=yesterday": "YYYY-MM-DD",
+        f"from={today}&to={today - timedelta(days=1)}": "starts after it ends",
+        f"from={today - timedelta(days=92)}&to={today}": "at most 92 days",
+        "from=9999-12-30&to=9999-12-31": "to today",
+        "from=0001-01-01&to=0001-01-02": "from 2000-01-01",
+    }
+    for route in ("figures", "reports"):
+        for query, says in bad.items():
+            status, body, _ = await hr.get(f"/console/api/{route}?{query}")
+            assert status == 400 and says in body, (route, query, status, body)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.records
+    status, body, _ = await hr.get(f"/console/api/figures?from={today - timedelta(days=91)}"
+                                   f"&to={today}")
+    assert status == 200 and list(body["departments"]) == ["hr"], body
 
 
 async def first_event(browser: Browser, path: str) -> dict:

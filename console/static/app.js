@@ -214,17 +214,35 @@ function connectStream() {
   source.addEventListener("signedout", () => { source.close(); location.href = "/console/signin"; });
 }
 
+// the figures of a date range come from /console/api/figures (the rollups of the range's
+// days), read when the range is chosen or shown again; the live counts stay live
 async function applyRange() {
   const chosen = document.querySelector("input[name=range]:checked").value;
   state.range = chosen;
   if (chosen === "dates") {
-    const from = $("range-from").value, to = $("range-to").value;
-    try {
-      const report = await api(`/console/api/reports?from=${from}&to=${to}`);
-      state.rangeFigures = report.totals;
-    } catch (error) { notice(error.message, true); }
+    const params = new URLSearchParams({ from: $("range-from").value, to: $("range-to").value });
+    const asked = state.rangeAsked = (state.rangeAsked || 0) + 1;
+    state.rangeFigures = null;
+    $("range-note").textContent = "";
+    renderLive();
+    let data;
+    try { data = await api(`/console/api/figures?${params}`); } catch (error) {
+      if (asked === state.rangeAsked) notice(error.message, true);
+      return;
+    }
+    if (asked !== state.rangeAsked) return; // a later range was asked meanwhile
+    state.rangeFigures = Object.fromEntries(Object.entries(data.departments)
+      .map(([id, d]) => [id, d.figures]));
+    $("range-note").textContent = `${data.from} to ${data.to}, as of ${new Date().toLocaleTimeString()}`;
+  } else {
+    $("range-note").textContent = "";
   }
   renderLive();
+}
+
+function showRange() {
+  document.querySelector("input[name=range][value=dates]").checked = true;
+  applyRange();
 }
 
 // -- a chat's page ------------------------------------------------------------------------
@@ -362,7 +380,7 @@ async function start() {
     ["report-from", weekAgo], ["report-to", today]]) $(id).value = value;
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
   for (const radio of document.querySelectorAll("input[name=range]")) radio.addEventListener("change", applyRange);
-  $("range-apply").addEventListener("click", applyRange);
+  $("range-apply").addEventListener("click", showRange);
   $("search-form").addEventListener("submit", search);
   $("report-form").addEventListener("submit", report);
   $("chat-close").addEventListener("click", () => { location.hash = ""; });
