@@ -164,6 +164,43 @@ async def test_a_refresh_costs_the_same_whatever_the_history(fresh_store, tmp_pa
     assert sum(costs[0].values()) <= 8 * 2 + 4, costs  # per department, and the 4 agents
 
 
+async def test_the_figures_for_a_range_cost_the_same_whatever_the_history(fresh_store,
+                                                                          tmp_path):
+    """A 31-day range ending today (its rollups, the cursor, the feeds past it) and one of
+    31 days ending a week ago (its rollups only): the same store calls with 5 and 300 chats
+    of history, 60 days of it."""
+    config, _ = load_config(str(console_config(tmp_path)))
+    today = datetime.now(UTC).date()
+    ranges = ((today - timedelta(days=30), today),
+              (today - timedelta(days=37), today - timedelta(days=7)))
+    costs = []
+    for size in (5, 300):
+        docs = fresh_store(f"range-{size}")
+        await docs.open()
+        try:
+            await _history(docs, size)
+            folder = Folder(docs, lambda: [t.id for t in config.tenants], rating_keys(config),
+                            lag=0, backfill_seconds=90 * 86_400)
+            await folder.fold()
+            reports = Reports(config, docs)
+            cost = []
+            for first, last in ranges:
+                docs.stats.reset()
+                figures = await reports.figures(ADMIN, first, last)
+                cost.append(dict(docs.stats.by_op))
+                assert list(figures["departments"]) == [t.id for t in config.tenants]
+            costs.append(cost)
+        finally:
+            if hasattr(docs, "delete_database"):
+                await docs.delete_database()
+            await docs.close()
+    assert costs[0] == costs[1], costs
+    reaching_today, past = costs[0]
+    # per department: its rollups, the fold's cursor, the three feeds past it
+    assert reaching_today == {"query": 4 * len(config.tenants), "read": len(config.tenants)}
+    assert past == {"query": len(config.tenants)}, past  # its rollups only
+
+
 async def test_the_first_fold_over_a_long_history_costs_two_days_not_all_of_it(fresh_store,
                                                                                tmp_path):
     """The console turned on over a store with months of chats (or the store_growth bench's
@@ -281,18 +318,24 @@ async def test_the_figures_are_the_facts_folded_or_not(docs, tmp_path):
     config, _ = load_config(str(console_config(tmp_path)))
     await _facts_today(docs)
     board = await _board(docs, config)
+    today = datetime.now(UTC).date()
+    reports = Reports(config, docs)
     before = await board.compute()  # nothing folded yet: all from the feeds' tails
+    range_before = await reports.figures(ADMIN, today - timedelta(days=2), today)
     folder = Folder(docs, lambda: [t.id for t in config.tenants], rating_keys(config), lag=0)
     await folder.fold()
     after = await board.compute()  # all from the rollups
+    range_after = await reports.figures(ADMIN, today - timedelta(days=2), today)
     for snapshot in (before, after):
         for tenant in ("it", "hr"):
             _check_today(snapshot["departments"][tenant]["today"], tenant)
+    for figures in (range_before, range_after):
+        for tenant in ("it", "hr"):
+            _check_today(figures["departments"][tenant]["figures"], tenant)
     again = await folder.fold()  # nothing new: nothing written, nothing counted twice
     assert all(r.items == 0 and r.rollups == 0 for r in again.values())
     _check_today((await board.compute())["departments"]["it"]["today"], "it")
-    today = datetime.now(UTC).date()
-    report = await Reports(config, docs).days(ADMIN, today, today)
+    report = await reports.days(ADMIN, today, today)
     row = next(r for r in report["rows"] if r["tenant"] == "it")
     assert (row["started"], row["deflected"], row["transferred"], row["abandoned"],
             row["timed_out"], row["answered"], row["speed_to_answer_s"], row["p90_wait_s"],
