@@ -45,7 +45,7 @@ def parse_range(start: str | None, end: str | None, today: date) -> tuple[date, 
     if first > last:
         raise RangeError("The range starts after it ends.")
     if (last - first).days >= MAX_DAYS:
-        raise RangeError(f"A report covers at most {MAX_DAYS} days.")
+        raise RangeError(f"A range covers at most {MAX_DAYS} days.")
     # a department east of UTC may be a day ahead of `today` (UTC)
     if first < FIRST_DAY or last > today + timedelta(days=1):
         raise RangeError(f"Dates run from {FIRST_DAY.isoformat()} to today.")
