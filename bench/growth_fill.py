@@ -16,7 +16,8 @@ with them, as text, so a copy is the same document the bot wrote, under new ids.
 Expiry: a copied row's `expires` is the template's moved back by the chat's age, drawn
 evenly over the retention period, so the purge finds a steady trickle rather than a wall; a
 row that would have expired by now (a de-duplication record lives a day) is not copied.
-Timestamps inside the bodies stay the template's; the timers of finished chats are not
+The times inside the bodies (created, closed, each line's) are moved back by the same age,
+so history is spread over the retention period as in use; the timers of finished chats are not
 copied (in a running bot they fire, or are cancelled, and are gone).
 """
 
@@ -29,6 +30,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from storage.documents import DocumentStore, WriteOp
@@ -119,13 +121,33 @@ class Template:
         in use it has expired and been purged."""
         new = [f"{number:010x}{t[10:]}" if len(t) == 32 else f"{number:08x}{t[8:]}"
                for t in self.tokens]
+        moved: dict[str, str] = {}  # this copy's times, each template time moved back once
         for row, compiled in zip(self.rows, self.parts, strict=True):
             if row.expires is not None and row.expires - age <= now:
                 continue
             pk, k1, id_, etag, body = (text % tuple([new[i] for i in holes])
                                        for text, holes in compiled.values())
             yield Row(row.table, pk, k1, id_, etag,
-                      None if row.expires is None else row.expires - age, body)
+                      None if row.expires is None else row.expires - age,
+                      _moved_back(body, age, moved))
+
+
+# the times the bot writes in documents (storage/models.py `utcnow`)
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+
+
+def _moved_back(body: str, age: float, moved: dict[str, str]) -> str:
+    """The body with every time in it `age` seconds earlier: a copy is a chat of its day, so
+    what reads by time (the console's feeds, reports) finds history spread as in use."""
+    def back(m: re.Match[str]) -> str:
+        stamp = m.group()
+        out = moved.get(stamp)
+        if out is None:
+            when = datetime.fromisoformat(stamp) - timedelta(seconds=age)
+            out = moved[stamp] = when.isoformat(timespec="milliseconds")
+        return out
+
+    return STAMP.sub(back, body)
 
 
 @dataclass

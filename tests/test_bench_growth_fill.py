@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,13 @@ async def test_copies_are_chats_of_their_own_that_the_store_finds_through_its_in
                 (0, "hi", copy.id), (1, "E12345", copy.id), (2, "Leave", copy.id)]
             tail = await sessions.transcript_tail(copy.tenant_id, copy.id, 2)
             assert [e.text for e in tail] == ["E12345", "Leave"]
+            # a chat of its own day: its times moved back by its age, as its expiry is
+            age = datetime.fromisoformat(original.created_at) - datetime.fromisoformat(
+                copy.created_at)
+            assert timedelta(0) < age < timedelta(days=90)
+            assert datetime.fromisoformat(original.updated_at) - datetime.fromisoformat(
+                copy.updated_at) == age
+        assert len({c.created_at for c in copies}) == 3
         assert await AgentStore(docs).get(AGENT) is not None
     finally:
         await docs.close()
