@@ -18,6 +18,7 @@ from typing import Any
 
 from console.figures import Tail, local_day, slots, zone
 from pipelines.config import SwitchboardConfig, TenantConfig
+from pipelines.routing.skills import describe
 from storage.agents import AgentStore
 from storage.documents import DocumentStore
 from storage.layout import TENANT_DATA
@@ -174,6 +175,7 @@ class Board:
                 "reachable": bool(record and record.reachable),
                 "load": record.load() if record else 0,
                 "capacity": tenant.capacity_of(agent),
+                "skills": describe(agent.skills),
             })
         return {
             "id": tenant.id, "name": tenant.name, "enabled": tenant.enabled,

@@ -30,6 +30,8 @@ def console_config(tmp_path: Path) -> Path:
     for tenant, person in (("it", IT_SUPERVISOR), ("hr", HR_SUPERVISOR)):
         spec = next(t for t in config["tenants"] if t["id"] == tenant)
         spec["supervisors"] = [{"aad_object_id": person.oid, "name": person.name}]
+    # an agent with skills, as the console shows them
+    config["tenants"][0]["agents"][0]["skills"] = {"vpn": 3, "language:fr": 1}
     config["admins"] = [{"aad_object_id": ADMIN.oid, "name": ADMIN.name}]
     path = tmp_path / "console.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -84,6 +84,9 @@ async def test_the_console_live_with_actions_search_and_reports(example, connect
         page = tab.page
         await page.locator('.dept[data-tenant="hr"]').wait_for()
         assert await page.locator(".dept").count() == 4
+        # each agent's skills beside their presence and load
+        await page.locator('.dept[data-tenant="hr"] table.agents td.skills',
+                           has_text="leave (2), payroll (3)").wait_for()
         assert await _figure(page, "hr", "waiting") == "0"
 
         # guests come: the numbers move without a reload

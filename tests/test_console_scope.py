@@ -134,6 +134,8 @@ async def test_the_it_supervisor_sees_and_acts_on_it(scene):
     status, live, _ = await it.get("/console/api/live")
     assert list(live["departments"]) == ["it"]
     assert live["departments"]["it"]["waiting"]["count"] == 1
+    agents = live["departments"]["it"]["agents"]
+    assert [a["skills"] for a in agents] == ["language:fr, vpn (3)", ""]
     status, found, _ = await it.get("/console/api/search?text=printer")
     assert [r["session_id"] for r in found["results"]] == [scene["it_closed"].id]
     status, answer = await it.post(f"/console/api/chats/it/{scene['it_waiting'].id}/close",

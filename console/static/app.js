@@ -189,6 +189,7 @@ function renderDepartment(dept) {
       el("td", {}, a.name, a.reachable ? "" : el("span", { class: "muted" }, " (app not installed)")),
       el("td", {}, el("span", { class: `presence ${a.presence}` }, a.presence)),
       el("td", { class: "load" }, `${a.load} / ${a.capacity} chats`),
+      el("td", { class: "skills muted" }, a.skills || ""),
       el("td", {}, select)));
   }
   card.append(agents);
