@@ -64,7 +64,8 @@ class Recovery:
         return (await self.deliverer.recover(target, include_mine=True)).session
 
     async def sweep(self, limit: int = 100) -> int:
-        """Settle what needs it everywhere; how many sessions were settled."""
+        """Settle what needs it everywhere; how many sessions a crash had left owing (their
+        messages sent, or judged; a transfer finished; a first prompt given)."""
         done = 0
         for session in await half_done(self.sessions, limit):
             try:
@@ -80,8 +81,12 @@ class Recovery:
         for session in await self.sessions.owing(limit=limit):
             try:
                 if self.deliverer.needs_recovery(session):
-                    session = (await self.deliverer.recover(session)).session
-                    done += 1
+                    report = await self.deliverer.recover(session)
+                    session = report.session
+                    # a chat's last messages, delivered and only still listed, are dropped
+                    # from what it owes here: that is tidying, not recovering
+                    if report.sent or report.failed or report.skipped:
+                        done += 1
                 if session.awaiting_start and not self.deliverer.in_flight(session):
                     # a crash came between its transfer card and its first prompt
                     await self.engine.resume(session)
