@@ -34,6 +34,7 @@ VARIABLES = (
     AZURE_MONITOR,
 )
 DEFAULT_METRIC_INTERVAL = 60.0  # seconds, the SDK's default
+HTTP_ATTEMPTS = "SWITCHBOARD_TRACE_HTTP_ATTEMPTS"
 # without OTEL_TRACES_SAMPLER: one turn in ten is traced (a trace the caller sampled always
 # is); every turn costs ~40% of the turns/s, one in ten under 10% (docs/telemetry.md)
 DEFAULT_SAMPLE_RATIO = 0.1
@@ -62,6 +63,10 @@ class ExportPlan:
     # None: OTEL_TRACES_SAMPLER decides (the SDK reads it); else the ratio Switchboard samples
     sample_ratio: float | None = DEFAULT_SAMPLE_RATIO
     log_level: int = LOG_LEVELS[DEFAULT_LOG_LEVEL]  # of the records exported
+    # a CLIENT span per HTTP attempt to the Bot Connector (aiohttp-client's instrumentation):
+    # off unless SWITCHBOARD_TRACE_HTTP_ATTEMPTS=true, as it costs about a tenth of the
+    # turns/s even on turns not sampled; each `send` span says its attempts either way
+    http_attempts: bool = False
 
     @property
     def any(self) -> bool:
@@ -163,11 +168,15 @@ def plan(environ: Mapping[str, str]) -> ExportPlan:
     if level not in LOG_LEVELS:
         problems.append(f"OTEL_PYTHON_LOG_HANDLER_LEVEL={level!r}: not a level: use debug, "
                         f"info, warning or error (default {DEFAULT_LOG_LEVEL})")
+    attempts = environ.get(HTTP_ATTEMPTS, "").strip().lower()
+    if attempts not in ("", "true", "false"):
+        problems.append(f"{HTTP_ATTEMPTS}={attempts!r}: use true or false (default false: "
+                        f"each send's span counts its attempts, with no span of its own)")
     if problems:
         raise TelemetryError(problems)
     ratio = None if environ.get("OTEL_TRACES_SAMPLER", "").strip() else DEFAULT_SAMPLE_RATIO
     return ExportPlan(frozenset(otlp), connection, frozenset(azure), interval, ratio,
-                      LOG_LEVELS.get(level, 30))
+                      LOG_LEVELS.get(level, 30), attempts == "true")
 
 
 def problems(environ: Mapping[str, str]) -> list[str]:

@@ -47,7 +47,7 @@ ACTIVE: Active | None = None
 
 
 def install(tracer_provider: Any = None, meter_provider: Any = None, *,
-            metric_interval: float = 60.0) -> Active:
+            metric_interval: float = 60.0, http_attempts: bool = False) -> Active:
     """Make these providers the ones Switchboard's hooks use (None: that signal is off)."""
     global ACTIVE
     tracer = (tracer_provider.get_tracer(SCOPE) if tracer_provider is not None
@@ -61,7 +61,9 @@ def install(tracer_provider: Any = None, meter_provider: Any = None, *,
         from telemetry.http import client_trace_config, server_middleware
 
         active.server_middlewares = [server_middleware(tracer_provider, meter_provider)]
-        active.client_trace_configs = [client_trace_config(tracer_provider, meter_provider)]
+        if http_attempts:
+            active.client_trace_configs = [client_trace_config(tracer_provider,
+                                                               meter_provider)]
     ACTIVE = active
     return active
 

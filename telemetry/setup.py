@@ -149,4 +149,5 @@ def configure(environ: Mapping[str, str], *, instance: str) -> runtime.Active | 
                                                          logs)
     _export_level(export.log_level)
     return runtime.install(tracer_provider, meter_provider,
-                           metric_interval=export.metric_interval)
+                           metric_interval=export.metric_interval,
+                           http_attempts=export.http_attempts)

@@ -98,6 +98,7 @@ async def test_the_bot_exports_traces_metrics_and_logs_over_otlp(tmp_path, conne
             # every turn traced, and the INFO lines exported (defaults: 1 in 10, warnings)
             "OTEL_TRACES_SAMPLER": "parentbased_always_on",
             "OTEL_PYTHON_LOG_HANDLER_LEVEL": "info",
+            "SWITCHBOARD_TRACE_HTTP_ATTEMPTS": "true",
             "SWITCHBOARD_INSTANCE": "export-test",
         }, tmp_path, connector, marker)
         got: Received = receiver.received
