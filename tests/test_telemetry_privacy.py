@@ -30,8 +30,11 @@ async def helpdesk_guest_types(server: BotServer, connector: Connector, marker: 
     chat = Chat(teams.TeamsUser.make(f"Ada {marker}"), server, connector)
     assert "welcome to the Service Desk" in texts(await chat.say(f"hi {marker}"))
     sent = await chat.answer(f"I need to change my parental leave dates {marker}")
-    assert "These articles may answer your question:" in texts(sent)
-    await chat.press("I still need help")
+    # the FAQ searched what they typed; with the random marker in it, it may show articles
+    # or judge none close enough and stay quiet (both are the stage's own outcomes)
+    if "These articles may answer your question:" in texts(sent):
+        sent = await chat.press("I still need help")
+    assert "Which department should handle this?" in texts(sent)
     sent = await chat.press("HR")
     assert "Moving you from Service Desk to HR." in texts(sent)
     sent = await chat.answer(f"E{marker}")  # refused: not an employee number
