@@ -25,8 +25,10 @@ def new_marker() -> str:
     return "Qzmarker" + "".join(chr(ord("g") + int(c, 16) % 20) for c in uuid.uuid4().hex[:12])
 
 
-async def helpdesk_guest_types(server: BotServer, connector: Connector, marker: str) -> None:
-    """The example help desk from hello to feedback, the marker in everything typed."""
+async def helpdesk_guest_types(server: BotServer, connector: Connector, marker: str) -> int:
+    """The example help desk from hello to feedback, the marker in everything typed; how many
+    turns the guest took (8, or 9 when the FAQ showed articles and they pressed past them)."""
+    turns = 8
     chat = Chat(teams.TeamsUser.make(f"Ada {marker}"), server, connector)
     assert "welcome to the Service Desk" in texts(await chat.say(f"hi {marker}"))
     sent = await chat.answer(f"I need to change my parental leave dates {marker}")
@@ -34,6 +36,7 @@ async def helpdesk_guest_types(server: BotServer, connector: Connector, marker: 
     # or judge none close enough and stay quiet (both are the stage's own outcomes)
     if "These articles may answer your question:" in texts(sent):
         sent = await chat.press("I still need help")
+        turns += 1
     assert "Which department should handle this?" in texts(sent)
     sent = await chat.press("HR")
     assert "Moving you from Service Desk to HR." in texts(sent)
@@ -46,6 +49,7 @@ async def helpdesk_guest_types(server: BotServer, connector: Connector, marker: 
     assert "Thank you for your feedback!" in texts(sent)
     # what was typed did go through the bot: the cards it sent back quote it
     assert marker in json.dumps([s.activity for s in connector.sent])
+    return turns
 
 
 async def agents_type(desk: Desk, marker: str) -> None:
