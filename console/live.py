@@ -1,8 +1,10 @@
 """The live view: every department's chats and agents now, and its figures for the last hour
 and today, computed once per refresh interval for every console open on this instance.
 
-What it reads, per department: the open chats in each phase (three indexed queries whose
-answers grow with the open chats, never with history), the figures (storage/stats.py,
+What it reads, per department: the open chats that changed since the last refresh
+(console/open_chats.py: an indexed query whose answer grows with the chats written in the
+last seconds, never with history; every minute the open chats in each phase again), the
+figures (storage/stats.py,
 console/figures.py: one query of rollups, the cursor, three short feed walks), and the
 agents' records (one point read per agent in the config). Twenty consoles cost what one
 costs: each gets the same snapshot, cut to the departments it may see.
@@ -17,21 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console.figures import Tail, local_day, slots, zone
+from console.open_chats import OpenChats
 from pipelines.config import SwitchboardConfig, TenantConfig
 from pipelines.routing.skills import describe
 from storage.agents import AgentStore
 from storage.documents import DocumentStore
-from storage.layout import TENANT_DATA
-from storage.models import Phase, SessionState
+from storage.models import Phase
 from storage.sessions import SessionStore
 from storage.stats import Counts
-
-# open chats listed per department and phase, at most (the count says "1000+" past it)
-LIST_LIMIT = 1000
-# guests in a pipeline are read newest first until one is idle, in pages of the last
-# refresh's count plus this (the store bounds a query from above only: a page reads this
-# many idle chats at most)
-SLACK = 10
 
 
 def summary(counts: Counts) -> dict[str, Any]:
@@ -85,7 +80,7 @@ class Board:
         self.ratings = rating_keys(config)
         self._snapshot: dict[str, Any] | None = None
         self._tails: dict[str, Tail] = {}
-        self._in_pipeline: dict[str, int] = {}
+        self._open: dict[str, OpenChats] = {}
         self._at = 0.0
         self._lock = asyncio.Lock()
         # bumped by every supervisor action, so the next read does not wait a refresh
@@ -113,44 +108,17 @@ class Board:
         return {"at": now.isoformat(timespec="seconds"), "clock": self.clock(),
                 "departments": departments}
 
-    async def _open(self, tenant_id: str, phase: Phase, fresh_after: str | None = None
-                    ) -> tuple[list[dict[str, Any]], bool]:
-        """The department's open chats in a phase, newest first, as stored (no model is
-        built: a refresh reads many); with `fresh_after`, only those written since, read a
-        page at a time until one is older. True when LIST_LIMIT cut the list."""
-        out: list[dict[str, Any]] = []
-        page = min(LIST_LIMIT, self._in_pipeline.get(tenant_id, 0) + SLACK) if fresh_after \
-            else LIST_LIMIT
-        seen: set[str] = set()
-        bound: str | None = None
-        skip = 0  # chats at `bound` already read (equal times come back in id order)
-        while len(out) < LIST_LIMIT:
-            limit = skip + page
-            found = await self.docs.query(
-                TENANT_DATA, (tenant_id,),
-                {"type": "session", "state": SessionState.OPEN.value, "phase": phase.value},
-                order_by="updated_at", descending=True, limit=limit,
-                at_most={"updated_at": bound} if bound else None)
-            fresh = [d.body for d in found if d.id not in seen]
-            for body in fresh:
-                if fresh_after and str(body.get("updated_at", "")) < fresh_after:
-                    return out, False
-                seen.add(str(body.get("id")))
-                out.append(body)
-            if len(found) < limit or not fresh:
-                return out, False
-            bound = str(fresh[-1].get("updated_at"))
-            skip = sum(1 for d in found if str(d.body.get("updated_at")) == bound)
-        return out[:LIST_LIMIT], True
-
     async def _department(self, tenant: TenantConfig, records: dict, now: datetime
                           ) -> dict[str, Any]:
         clock = self.clock()
         fresh_after = (now - self.idle).isoformat(timespec="milliseconds")
-        in_pipeline, capped = await self._open(tenant.id, Phase.PIPELINE, fresh_after)
-        self._in_pipeline[tenant.id] = len(in_pipeline)
-        waiting_docs, _ = await self._open(tenant.id, Phase.WAITING)
-        connected_docs, _ = await self._open(tenant.id, Phase.CONNECTED)
+        chats = self._open.setdefault(tenant.id, OpenChats(tenant.id))
+        await chats.refresh(self.docs, now, fresh_after, time.monotonic())
+        lists = chats.lists(fresh_after)
+        in_pipeline = lists[Phase.PIPELINE.value]
+        capped = Phase.PIPELINE in chats.cut
+        waiting_docs = lists[Phase.WAITING.value]
+        connected_docs = lists[Phase.CONNECTED.value]
         by_stage: dict[str, int] = {}
         for body in in_pipeline:
             stage = str(body.get("stage_key") or "?")

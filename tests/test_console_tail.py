@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import console.figures
-from console import figures, live
+from console import figures, open_chats
 from console.live import Board, rating_keys
 from pipelines.loader import load_config
 from storage.agents import AgentStore
@@ -87,7 +87,7 @@ async def test_a_refresh_reads_what_is_new_not_the_history(tmp_path):
     # items already read in each of the 3 feeds (the store bounds a query from above only)
     bound = 3 + 1 + 10 + 3 * 10
     assert read[0] <= bound and read[1] <= bound, read
-    assert live.SLACK == figures.SLACK == 10
+    assert open_chats.SLACK == figures.SLACK == 10
 
 
 async def test_a_write_that_lands_late_is_counted(tmp_path):
