@@ -10,8 +10,8 @@ The servers, one at a time, each on its own copy of the same pre-filled store:
 - `off`: this code, no telemetry variable set (nothing is exported, no SDK is loaded);
 - `otlp`: this code, `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at a local OTLP/HTTP receiver
   (tests/otlp_receiver.py, its own process on the load generator's core, decoding every
-  request), as configured by default: one turn in ten traced, metrics every 60 s, warnings
-  and errors exported as log records;
+  request), as configured by default: about 5 turns a second traced (every turn while there
+  are fewer), metrics every 60 s, warnings and errors exported as log records;
 - `otlp-all`: the same with every turn traced (`OTEL_TRACES_SAMPLER=parentbased_always_on`)
   and every log line exported (`OTEL_PYTHON_LOG_HANDLER_LEVEL=info`).
 

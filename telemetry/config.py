@@ -35,9 +35,11 @@ VARIABLES = (
 )
 DEFAULT_METRIC_INTERVAL = 60.0  # seconds, the SDK's default
 HTTP_ATTEMPTS = "SWITCHBOARD_TRACE_HTTP_ATTEMPTS"
-# without OTEL_TRACES_SAMPLER: one turn in ten is traced (a trace the caller sampled always
-# is); every turn costs ~40% of the turns/s, one in ten under 10% (docs/telemetry.md)
-DEFAULT_SAMPLE_RATIO = 0.1
+# without OTEL_TRACES_SAMPLER: at most about this many turns a second are traced, each one
+# while there are fewer (a trace the caller sampled always is). A traced turn costs about
+# twice an untraced one: a rate, unlike a ratio, bounds what tracing costs at any load
+# (docs/telemetry.md)
+DEFAULT_TRACES_PER_SECOND = 5.0
 # without OTEL_PYTHON_LOG_HANDLER_LEVEL: warnings and errors are exported (the INFO line of
 # each turn says what the turn's span and metrics say)
 LOG_LEVELS = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
@@ -60,8 +62,9 @@ class ExportPlan:
     azure_monitor: str = ""  # the connection string; "" = off
     azure_signals: frozenset[str] = frozenset()
     metric_interval: float = DEFAULT_METRIC_INTERVAL  # seconds
-    # None: OTEL_TRACES_SAMPLER decides (the SDK reads it); else the ratio Switchboard samples
-    sample_ratio: float | None = DEFAULT_SAMPLE_RATIO
+    # None: OTEL_TRACES_SAMPLER decides (the SDK reads it); else the traces a second
+    # Switchboard samples at most (telemetry/setup.py `default_sampler`)
+    traces_per_second: float | None = DEFAULT_TRACES_PER_SECOND
     log_level: int = LOG_LEVELS[DEFAULT_LOG_LEVEL]  # of the records exported
     # a CLIENT span per HTTP attempt to the Bot Connector (aiohttp-client's instrumentation):
     # off unless SWITCHBOARD_TRACE_HTTP_ATTEMPTS=true, as it costs about a tenth of the
@@ -174,8 +177,8 @@ def plan(environ: Mapping[str, str]) -> ExportPlan:
                         f"each send's span counts its attempts, with no span of its own)")
     if problems:
         raise TelemetryError(problems)
-    ratio = None if environ.get("OTEL_TRACES_SAMPLER", "").strip() else DEFAULT_SAMPLE_RATIO
-    return ExportPlan(frozenset(otlp), connection, frozenset(azure), interval, ratio,
+    rate = None if environ.get("OTEL_TRACES_SAMPLER", "").strip() else DEFAULT_TRACES_PER_SECOND
+    return ExportPlan(frozenset(otlp), connection, frozenset(azure), interval, rate,
                       LOG_LEVELS.get(level, 30), attempts == "true")
 
 

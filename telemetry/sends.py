@@ -59,8 +59,8 @@ def traced_send(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coro
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, T]:
         active = runtime.ACTIVE
-        if active is None:
-            return fn(*args, **kwargs)
+        if active is None or runtime.quiet():
+            return fn(*args, **kwargs)  # no span to say its attempts (429s still count)
         return run(active, args, kwargs)
 
     return call

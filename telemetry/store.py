@@ -120,7 +120,7 @@ class TracedStore(DocumentStore):
             key = self._keys[(op, container)] = tuple(labels.items())
         instruments = self.active.instruments
         try:
-            if not trace.get_current_span().is_recording():
+            if runtime.quiet() or not trace.get_current_span().is_recording():
                 return await coro
             with self.active.tracer.start_as_current_span(
                 f"{op} {container}", kind=SpanKind.CLIENT, attributes=labels,

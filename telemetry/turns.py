@@ -69,7 +69,8 @@ async def _turn(active: runtime.Active, coro: Coroutine[Any, Any, T], activity: 
     token = _TURN.set(record)
     started = time.perf_counter()
     try:
-        with runtime.span("turn", attributes, SpanKind.INTERNAL) as span:
+        with (runtime.span("turn", attributes, SpanKind.INTERNAL) as span,
+              runtime.quieted(not span.is_recording())):
             try:
                 return await coro
             except BaseException:

@@ -216,6 +216,29 @@ async def test_the_callers_trace_is_continued(otel, traced_bot, connector):
     assert {_hex(s.context.trace_id, 32) for s in otel.spans} == {trace_id}
 
 
+async def test_a_turn_not_sampled_records_no_span_and_is_still_counted(otel, traced_bot,
+                                                                      connector):
+    """The caller did not sample its trace: nothing under the request is traced (the store
+    calls and sends skip their spans), and the turn and its store calls are counted."""
+    user = teams.TeamsUser.make("Ada Lovelace")
+    status, _ = await traced_bot.post(
+        teams.message(user, connector.url, "hi"),
+        headers={"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"})
+    assert status == 201
+    assert len(connector.sent) == 2
+    assert otel.spans == []
+    labels = {"switchboard.department": "service-desk", "switchboard.turn.kind": "message",
+              "switchboard.turn.outcome": "ok"}
+    assert otel.total("switchboard.turns", **labels) == 1
+    assert otel.total("switchboard.store.round_trips", **{
+        "db.operation.name": "batch", "db.collection.name": "tenant_data"}) >= 1
+    # the next turn, sampled, is traced whole
+    chat = Chat(user, traced_bot, connector)
+    await chat.say("my laptop")
+    [turn] = _turns(otel)
+    assert [s.name for s in otel.descendants(turn)].count("send") >= 1
+
+
 async def test_log_lines_carry_the_trace_and_span_ids(otel, traced_bot, connector):
     chat = Chat(teams.TeamsUser.make("Ada Lovelace"), traced_bot, connector)
     await chat.say("hi")
@@ -379,8 +402,18 @@ async def test_the_gauges_are_read_in_the_background_once_per_interval(otel, tra
         await asyncio.sleep(0.02)
     else:
         raise AssertionError("the gauges were never read")
-    # once per interval: a query per department and a read per agent, not per turn
+    # once per interval: a query per department and a read per agent, not per turn. Each
+    # reading is a new object: count them while the store's calls are counted (a slow
+    # store makes fewer readings in the same time, each costing the same)
     docs.stats.reset()
-    await asyncio.sleep(0.5)
+    readings: list = []  # held, so that no two have the same id
+    for _ in range(100):
+        reading = runtime.ACTIVE.gauges.reading
+        if not any(reading is seen for seen in readings):
+            readings.append(reading)
+        await asyncio.sleep(0.005)
     reads = docs.stats.by_op
-    assert 5 <= reads.get("query", 0) / 2 <= 11, reads  # 2 departments, ~10 intervals
+    assert len(readings) >= 3, len(readings)  # ~10 intervals of 0.05 s in 0.5 s or more
+    # 2 departments a reading (one more reading may be under way at either end)
+    assert 2 * (len(readings) - 2) <= reads.get("query", 0) <= 2 * (len(readings) + 1), (
+        reads, len(readings))

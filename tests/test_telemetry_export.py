@@ -96,7 +96,7 @@ async def test_the_bot_exports_traces_metrics_and_logs_over_otlp(tmp_path, conne
             "OTEL_METRIC_EXPORT_INTERVAL": "300",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_BLRP_SCHEDULE_DELAY": "100",
-            # every turn traced, and the INFO lines exported (defaults: 1 in 10, warnings)
+            # every turn traced, and the INFO lines exported (defaults: 5 a second, warnings)
             "OTEL_TRACES_SAMPLER": "parentbased_always_on",
             "OTEL_PYTHON_LOG_HANDLER_LEVEL": "info",
             "SWITCHBOARD_TRACE_HTTP_ATTEMPTS": "true",
@@ -121,7 +121,9 @@ async def test_the_bot_exports_traces_metrics_and_logs_over_otlp(tmp_path, conne
     assert {"switchboard.turns", "switchboard.turn.duration", "switchboard.transfers",
             "switchboard.store.round_trips", "switchboard.guests.waiting",
             "switchboard.guests.longest_wait", "switchboard.agents.available",
-            "http.server.duration"} <= got.metric_names(), got.metric_names()
+            } <= got.metric_names(), got.metric_names()
+    # the server instrumentation's metrics are off: the turn's duration says the same
+    assert not {"http.server.duration", "http.server.active_requests"} & got.metric_names()
     counted = sum(p.value for p in got.points_of("switchboard.turns"))
     assert counted >= taken  # cumulative: the last export has them all
     [transfers] = {p.value for p in got.points_of("switchboard.transfers")}

@@ -85,10 +85,10 @@ def test_with_nothing_to_export_every_hook_hands_back_its_input():
      ExportPlan(otlp=frozenset({"traces", "metrics"}), metric_interval=15.0)),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
      ExportPlan()),
-    # one turn in ten unless the sampler is named; warnings unless a level is
+    # a few turns a second unless the sampler is named; warnings unless a level is
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
       "OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_PYTHON_LOG_HANDLER_LEVEL": "info"},
-     ExportPlan(otlp=frozenset({"traces", "metrics", "logs"}), sample_ratio=None,
+     ExportPlan(otlp=frozenset({"traces", "metrics", "logs"}), traces_per_second=None,
                 log_level=20)),
     ({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=abc;IngestionEndpoint="
       "https://westeurope-5.in.applicationinsights.azure.com/", "OTEL_METRICS_EXPORTER": "none"},
@@ -97,23 +97,44 @@ def test_with_nothing_to_export_every_hook_hands_back_its_input():
 ])
 def test_the_standard_variables_decide_what_is_exported(environ, expected):
     assert plan(environ) == expected
-    assert ExportPlan().sample_ratio == 0.1 and ExportPlan().log_level == 30
+    assert ExportPlan().traces_per_second == 5.0 and ExportPlan().log_level == 30
 
 
-def test_by_default_one_turn_in_ten_is_traced_and_a_sampled_caller_always_is(monkeypatch):
+def test_by_default_a_few_turns_a_second_are_traced_and_a_sampled_caller_always_is():
+    """Every turn while they are few, about 5 a second when there are many; always a turn
+    whose caller sampled its trace, never one whose caller did not."""
+    import time
+
     from opentelemetry import context
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-    sampler = ParentBased(TraceIdRatioBased(plan({}).sample_ratio))
-    ids = range(1, 2**64, 2**64 // 10_000)
-    sampled = sum(sampler.should_sample(None, (5 << 64) | i, "turn").decision.is_sampled()
-                  for i in ids)
-    assert 800 <= sampled <= 1200
+    from telemetry.setup import default_sampler
+
+    sampler = default_sampler(plan({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+                              .traces_per_second)
+    ids = iter(range(1, 2**64, 2**64 // 1_000_000))
+
+    def sampled(count: int, pause: float = 0.0) -> int:
+        taken = 0
+        for _ in range(count):
+            taken += sampler.should_sample(None, (5 << 64) | next(ids), "turn"
+                                           ).decision.is_sampled()
+            time.sleep(pause)
+        return taken
+
+    assert sampled(6, pause=0.3) >= 5  # 3 a second: each one (the first may be a warm-up)
+    started = time.monotonic()
+    burst = sampled(20_000)  # as fast as can be: thousands a second
+    seconds = time.monotonic() - started
+    assert 1 <= burst <= 5 * seconds + 20, (burst, seconds)
     remote = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     parent = set_span_in_context(NonRecordingSpan(remote), context.Context())
     assert all(sampler.should_sample(parent, 7, "turn").decision.is_sampled()
                for _ in range(100))
+    unsampled = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
+    parent = set_span_in_context(NonRecordingSpan(unsampled), context.Context())
+    assert not any(sampler.should_sample(parent, 7, "turn").decision.is_sampled()
+                   for _ in range(100))
 
 
 def test_a_missing_package_is_named_with_its_variable(monkeypatch):
