@@ -55,6 +55,16 @@ def quiet() -> bool:
     return _QUIET.get()
 
 
+def may_trace() -> bool:
+    """A span started here could be recorded: tracing is on, and the work this is part of
+    is sampled (or is no one's: a root span, which the sampler decides)."""
+    active = ACTIVE
+    if active is None or active.tracer_provider is None or _QUIET.get():
+        return False
+    parent = trace.get_current_span()
+    return parent.is_recording() or not parent.get_span_context().is_valid
+
+
 @contextmanager
 def quieted(when: bool) -> Iterator[None]:
     """Mark the work inside as not traced, when `when`."""
@@ -110,12 +120,8 @@ def span(name: str, attributes: Attributes | None = None,
     tracing is off, or when the current span is not sampled (its children would not be)."""
     # (with traces off and metrics on, the no-op tracer would still make and attach a span)
     active = ACTIVE
-    if active is None or active.tracer_provider is None or _QUIET.get():
+    if active is None or not may_trace():
         yield trace.INVALID_SPAN
-        return
-    parent = trace.get_current_span()
-    if not parent.is_recording() and parent.get_span_context().is_valid:
-        yield parent
         return
     with active.tracer.start_as_current_span(name, kind=kind, attributes=attributes,
                                              record_exception=False,

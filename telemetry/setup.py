@@ -90,18 +90,6 @@ def _azure_monitor(export: ExportPlan, resource: Any, spans: list[Any], readers:
     return tracer_provider, meter_provider
 
 
-def default_sampler(traces_per_second: float) -> Any:
-    """Trace every turn while there are few, at most about `traces_per_second` when there
-    are many, and always a turn whose caller sampled its trace (`traceparent`). The rate
-    limiting is the Azure Monitor exporter's (`RateLimitedSampler`, the sampler its distro
-    uses), under the SDK's `ParentBased`, which makes it decide for new traces only; it
-    adds the percentage it sampled at to each span (`microsoft.sample_rate`)."""
-    from azure.monitor.opentelemetry.exporter import RateLimitedSampler
-    from opentelemetry.sdk.trace.sampling import ParentBased
-
-    return ParentBased(RateLimitedSampler(traces_per_second))
-
-
 def _own_providers(export: ExportPlan, resource: Any, spans: list[Any], readers: list[Any],
                    logs: list[Any]) -> tuple[Any, Any]:
     from opentelemetry import metrics, trace
@@ -109,6 +97,8 @@ def _own_providers(export: ExportPlan, resource: Any, spans: list[Any], readers:
     tracer_provider = meter_provider = None
     if spans:
         from opentelemetry.sdk.trace import TracerProvider
+
+        from telemetry.sampling import default_sampler
 
         # None: the SDK's, as OTEL_TRACES_SAMPLER names it
         sampler = (default_sampler(export.traces_per_second)

@@ -91,6 +91,7 @@ class TracedStore(DocumentStore):
         self.stats = stats
         real = _innermost(inner)
         self.system = "azure.cosmosdb" if type(real).__module__ == "storage.cosmos" else "sqlite"
+        self.one_trip = self.system == "sqlite"
         self._labels: dict[tuple[str, str], dict[str, str]] = {}
         self._keys: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
 
@@ -110,14 +111,28 @@ class TracedStore(DocumentStore):
             }
         return labels
 
-    async def _call(self, op: str, container: str, coro: Coroutine[Any, Any, T],
-                    size: int | None = None) -> T:
+    def _key(self, op: str, container: str) -> tuple[tuple[str, str], ...]:
+        key = self._keys.get((op, container))
+        if key is None:
+            key = self._keys[(op, container)] = tuple(self._attributes(op, container).items())
+        return key
+
+    def _call(self, op: str, container: str, coro: Coroutine[Any, Any, T],
+              size: int | None = None) -> Coroutine[Any, Any, T]:
+        """The call, counted; traced when the work it is part of is. On the embedded store
+        (one round trip a call, no request charge) a call not traced is counted here and
+        is the store's own coroutine: no wrapper, no context variable."""
+        if self.one_trip and (runtime.quiet() or not trace.get_current_span().is_recording()):
+            self.active.instruments.store_round_trips.add(1, self._key(op, container))
+            return coro
+        return self._observed(op, container, coro, size)
+
+    async def _observed(self, op: str, container: str, coro: Coroutine[Any, Any, T],
+                        size: int | None = None) -> T:
         call = _Call()
         token = _CALL.set(call)
         labels = self._attributes(op, container)
-        key = self._keys.get((op, container))
-        if key is None:
-            key = self._keys[(op, container)] = tuple(labels.items())
+        key = self._key(op, container)
         instruments = self.active.instruments
         try:
             if runtime.quiet() or not trace.get_current_span().is_recording():
@@ -166,38 +181,41 @@ class TracedStore(DocumentStore):
     async def purge_expired(self, limit: int = 500) -> int:
         return await self.inner.purge_expired(limit)
 
-    async def read(self, container: str, partition: Partition, id: str) -> Document | None:
-        return await self._call("read", container, self.inner.read(container, partition, id))
+    # the primitives are plain methods handing back the call to await (`_call`): on the
+    # embedded store, a call not traced is the store's own coroutine
+    def read(self, container: str, partition: Partition,
+             id: str) -> Coroutine[Any, Any, Document | None]:
+        return self._call("read", container, self.inner.read(container, partition, id))
 
-    async def create(self, container: str, partition: Partition, id: str,
-                     body: dict[str, Any]) -> Document:
-        return await self._call("create", container,
-                                self.inner.create(container, partition, id, body))
+    def create(self, container: str, partition: Partition, id: str,
+               body: dict[str, Any]) -> Coroutine[Any, Any, Document]:
+        return self._call("create", container,
+                          self.inner.create(container, partition, id, body))
 
-    async def replace(self, container: str, partition: Partition, id: str,
-                      body: dict[str, Any], if_match: str | None) -> Document:
-        return await self._call("replace", container,
-                                self.inner.replace(container, partition, id, body, if_match))
+    def replace(self, container: str, partition: Partition, id: str, body: dict[str, Any],
+                if_match: str | None) -> Coroutine[Any, Any, Document]:
+        return self._call("replace", container,
+                          self.inner.replace(container, partition, id, body, if_match))
 
-    async def upsert(self, container: str, partition: Partition, id: str,
-                     body: dict[str, Any]) -> Document:
-        return await self._call("upsert", container,
-                                self.inner.upsert(container, partition, id, body))
+    def upsert(self, container: str, partition: Partition, id: str,
+               body: dict[str, Any]) -> Coroutine[Any, Any, Document]:
+        return self._call("upsert", container,
+                          self.inner.upsert(container, partition, id, body))
 
-    async def delete(self, container: str, partition: Partition, id: str,
-                     if_match: str | None = None) -> bool:
-        return await self._call("delete", container,
-                                self.inner.delete(container, partition, id, if_match))
+    def delete(self, container: str, partition: Partition, id: str,
+               if_match: str | None = None) -> Coroutine[Any, Any, bool]:
+        return self._call("delete", container,
+                          self.inner.delete(container, partition, id, if_match))
 
-    async def query(self, container: str, partition: Partition | None, equals: dict[str, Any],
-                    *, order_by: str | None = None, descending: bool = False,
-                    limit: int | None = None,
-                    at_most: dict[str, Any] | None = None) -> list[Document]:
-        return await self._call("query", container, self.inner.query(
+    def query(self, container: str, partition: Partition | None, equals: dict[str, Any],
+              *, order_by: str | None = None, descending: bool = False,
+              limit: int | None = None,
+              at_most: dict[str, Any] | None = None) -> Coroutine[Any, Any, list[Document]]:
+        return self._call("query", container, self.inner.query(
             container, partition, equals, order_by=order_by, descending=descending,
             limit=limit, at_most=at_most))
 
-    async def batch(self, container: str, partition: Partition,
-                    ops: list[WriteOp]) -> list[Document]:
-        return await self._call("batch", container,
-                                self.inner.batch(container, partition, ops), size=len(ops))
+    def batch(self, container: str, partition: Partition,
+              ops: list[WriteOp]) -> Coroutine[Any, Any, list[Document]]:
+        return self._call("batch", container,
+                          self.inner.batch(container, partition, ops), size=len(ops))

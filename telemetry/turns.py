@@ -62,30 +62,41 @@ def in_turn(coro: Coroutine[Any, Any, T], activity: _Activity) -> Coroutine[Any,
 async def _turn(active: runtime.Active, coro: Coroutine[Any, Any, T], activity: _Activity) -> T:
     kind = activity.type if isinstance(activity.type, str) and activity.type else "unknown"
     record = TurnRecord(kind=kind[:40])
-    attributes: runtime.Attributes = {ACTIVITY_TYPE: record.kind}
-    conversation = getattr(activity.conversation, "id", None)
-    if isinstance(conversation, str):
-        attributes[CONVERSATION] = conversation
     token = _TURN.set(record)
     started = time.perf_counter()
     try:
-        with (runtime.span("turn", attributes, SpanKind.INTERNAL) as span,
-              runtime.quieted(not span.is_recording())):
-            try:
-                return await coro
-            except BaseException:
-                record.outcome = "error"
-                raise
-            finally:
-                if span.is_recording():
-                    span.set_attributes({KIND: record.kind, DEPARTMENT: record.department,
-                                         OUTCOME: record.outcome, **(record.attributes or {})})
+        if runtime.may_trace():
+            return await _traced(coro, record, activity)
+        with runtime.quieted(True):  # the request was not sampled: nothing under it is
+            return await coro
+    except BaseException:
+        record.outcome = "error"
+        raise
     finally:
         _TURN.reset(token)
         labels = ((DEPARTMENT, record.department), (KIND, record.kind),
                   (OUTCOME, record.outcome))
         active.instruments.turns.add(1, labels)
         active.instruments.turn_duration.record(time.perf_counter() - started, dict(labels))
+
+
+async def _traced(coro: Coroutine[Any, Any, T], record: TurnRecord, activity: _Activity) -> T:
+    """The turn's span; what the turn was goes on it at its end."""
+    attributes: runtime.Attributes = {ACTIVITY_TYPE: record.kind}
+    conversation = getattr(activity.conversation, "id", None)
+    if isinstance(conversation, str):
+        attributes[CONVERSATION] = conversation
+    with (runtime.span("turn", attributes, SpanKind.INTERNAL) as span,
+          runtime.quieted(not span.is_recording())):
+        try:
+            return await coro
+        except BaseException:
+            record.outcome = "error"
+            raise
+        finally:
+            if span.is_recording():
+                span.set_attributes({KIND: record.kind, DEPARTMENT: record.department,
+                                     OUTCOME: record.outcome, **(record.attributes or {})})
 
 
 def outcome_of(events: Iterable[str], state: str | None) -> str:

@@ -103,30 +103,30 @@ def test_the_standard_variables_decide_what_is_exported(environ, expected):
 def test_by_default_a_few_turns_a_second_are_traced_and_a_sampled_caller_always_is():
     """Every turn while they are few, about 5 a second when there are many; always a turn
     whose caller sampled its trace, never one whose caller did not."""
-    import time
-
     from opentelemetry import context
+    from opentelemetry.sdk.trace.sampling import ParentBased
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-    from telemetry.setup import default_sampler
+    from telemetry.sampling import RateLimited, default_sampler
 
-    sampler = default_sampler(plan({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
-                              .traces_per_second)
-    ids = iter(range(1, 2**64, 2**64 // 1_000_000))
+    rate = plan({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}).traces_per_second
+    assert rate == 5.0
+    now = [0.0]
+    sampler = ParentBased(RateLimited(rate, clock=lambda: now[0]))
+    assert "RateLimited{5.0/s}" in default_sampler(rate).get_description()
 
-    def sampled(count: int, pause: float = 0.0) -> int:
+    def sampled(count: int, step: float) -> int:
         taken = 0
-        for _ in range(count):
-            taken += sampler.should_sample(None, (5 << 64) | next(ids), "turn"
-                                           ).decision.is_sampled()
-            time.sleep(pause)
+        for i in range(count):
+            now[0] += step
+            taken += sampler.should_sample(None, (5 << 64) | i, "turn").decision.is_sampled()
         return taken
 
-    assert sampled(6, pause=0.3) >= 5  # 3 a second: each one (the first may be a warm-up)
-    started = time.monotonic()
-    burst = sampled(20_000)  # as fast as can be: thousands a second
-    seconds = time.monotonic() - started
-    assert 1 <= burst <= 5 * seconds + 20, (burst, seconds)
+    assert sampled(20, step=0.25) == 20  # 4 a second: each one
+    assert sampled(10_000, step=0.001) in range(50, 56)  # 1,000 a second for 10 s: 5 a second
+    assert sampled(1_000, step=0.01) in range(50, 52)  # 100 a second for 10 s: the same
+    now[0] += 60  # a quiet minute refills one second's worth, not more
+    assert sampled(100, step=0.0) == 5
     remote = SpanContext(7, 9, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     parent = set_span_in_context(NonRecordingSpan(remote), context.Context())
     assert all(sampler.should_sample(parent, 7, "turn").decision.is_sampled()
