@@ -3,6 +3,7 @@
     .venv/bin/python bench/instructions.py                       # this checkout, 16 guests x 2
     .venv/bin/python bench/instructions.py --baseline ../old     # and another checkout, same run
     .venv/bin/python bench/instructions.py --env OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+    .venv/bin/python bench/instructions.py --no-background ...  # A/B of the turn's own code
 
 On a shared machine turns/s and CPU time move by 20% from one run to the next; the number of
 instructions a turn executes does not (about 0.5%). This counts them for the whole server
@@ -11,6 +12,11 @@ for the measured rounds: one round of the guests first, uninstrumented, warms th
 The guests, their scenario, the connector and the config (opening hours made 24/7) are
 bench/load.py's. A baseline is another checkout (a `git worktree` of an older commit) run on
 its own example config: the scenario follows whatever that config asks.
+
+Under callgrind the bot runs some fifty times slower, so its work done once a second (the
+timer poll, the delivery sweep, the console's fold, a metric export) lands on far fewer turns
+than at full speed, and varies with how long the run took: `--no-background` turns those
+loops off (the scenario needs none of them), for comparing what a turn itself costs.
 
 What it does not see: time spent in the kernel (system calls, the hand-offs between threads),
 waiting, and cache misses. Use it to compare code, and bench/load.py for turns per second.
@@ -75,6 +81,14 @@ async def measure(root: Path, guests: int, rounds: int, env: dict[str, str]) -> 
             await rig.close()
 
 
+# the loops that run on a clock, not on turns (settings.py; OpenTelemetry's metric export)
+BACKGROUND_OFF = {
+    "SWITCHBOARD_TIMER_INTERVAL": "0", "SWITCHBOARD_SWEEP_INTERVAL": "0",
+    "SWITCHBOARD_PURGE_INTERVAL": "0", "SWITCHBOARD_CONSOLE_FOLD_INTERVAL": "0",
+    "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+}
+
+
 def _control(option: str, value: str | None, pid: int) -> None:
     subprocess.run(["callgrind_control", option, *([value] if value else []), str(pid)],
                    check=True, capture_output=True)
@@ -94,6 +108,8 @@ def _total(out: Path) -> int:
 
 async def main_async(args: argparse.Namespace) -> int:
     env = dict(item.split("=", 1) for item in args.env)
+    if args.no_background:
+        env = {**BACKGROUND_OFF, **env}
     roots = [("this checkout", ROOT)]
     if args.baseline:
         roots.append(("baseline", args.baseline))
@@ -114,6 +130,9 @@ def main() -> int:
     parser.add_argument("--guests", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--baseline", default=None, help="another checkout to measure as well")
+    parser.add_argument("--no-background", action="store_true",
+                        help="turn off the loops that run on a clock (timers, sweep, purge, "
+                             "console fold, metric export)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a variable for the bot (repeat)")
     args = parser.parse_args()

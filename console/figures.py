@@ -17,7 +17,18 @@ from storage.documents import DocumentStore
 from storage.feeds import PAGE, since
 from storage.fold import read_cursor
 from storage.layout import CONSOLE
-from storage.stats import FEEDS, Counts, Fact, Position, Rollup, facts, slot_start, utc_days
+from storage.stats import (
+    FEEDS,
+    SLOT_MINUTES,
+    Counts,
+    Fact,
+    Position,
+    Rollup,
+    facts,
+    slot_of,
+    slot_start,
+    utc_days,
+)
 
 
 @dataclass
@@ -25,20 +36,53 @@ class Slots:
     """A department's slots over some UTC days: (day, slot) -> counts."""
 
     by_slot: dict[tuple[str, str], Counts] = field(default_factory=dict)
-    # the fold is far behind: figures past its cursor are not all counted yet
-    behind: bool = False
+    # the sums of windows already asked for, by the slots they span (cleared by `add`)
+    _totals: dict[tuple[tuple[str, str], tuple[str, str]], Counts] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def add(self, day: str, slot: str, counts: Counts, sign: int = 1) -> None:
+        self._totals.clear()
         mine = self.by_slot.get((day, slot))
         if mine is None:
             mine = self.by_slot[(day, slot)] = Counts()
         mine.absorb(counts, sign)
 
     def between(self, start: datetime, end: datetime) -> Counts:
+        """The sum of the slots that begin in [start, end). Kept until a slot changes: the
+        live view asks for the same slots every refresh until a new one begins."""
+        bounds = (first_slot_from(start), first_slot_from(end))
+        total = self._totals.get(bounds)
+        if total is None:
+            low, high = bounds
+            total = Counts()
+            for key, counts in self.by_slot.items():
+                if low <= key < high:
+                    total.absorb(counts)
+            self._totals[bounds] = total
+        return total
+
+
+def first_slot_from(moment: datetime) -> tuple[str, str]:
+    """The first slot that begins at or after `moment` ((day, slot) keys compare as text:
+    YYYY-MM-DD, HHMM)."""
+    day, slot = slot_of(moment)
+    if slot_start(day, slot) < moment:
+        day, slot = slot_of(slot_start(day, slot) + timedelta(minutes=SLOT_MINUTES))
+    return day, slot
+
+
+@dataclass
+class Figures:
+    """A window's figures: the rollups' slots and the tail's, summed when asked."""
+
+    parts: list[Slots]
+    # the fold is far behind: figures past its cursor are not all counted yet
+    behind: bool = False
+
+    def between(self, start: datetime, end: datetime) -> Counts:
         total = Counts()
-        for (day, slot), counts in self.by_slot.items():
-            if start <= slot_start(day, slot) < end:
-                total.absorb(counts)
+        for part in self.parts:
+            total.absorb(part.between(start, end))
         return total
 
 
@@ -68,6 +112,10 @@ class Tail:
         self.cut: set[str] = set()
         self.found: dict[str, int] = {feed: PAGE for feed in FEEDS}
         self.behind = False
+        # the rollups' slots as last read, with the ETags they were read at: reused while
+        # the fold has not written them again (every 10 s at most)
+        self.rollups: tuple[tuple[str, str | None], ...] = ()
+        self.rollup_slots = Slots()
 
     def _put(self, feed: str, position: Position, found: list[Fact] | None) -> None:
         for fact in self.items[feed].pop(position, None) or ():
@@ -105,30 +153,33 @@ class Tail:
                         break
             self.found[feed] = read
 
-    def add_to(self, out: Slots) -> None:
-        for (day, slot), counts in self.sums.by_slot.items():
-            out.add(day, slot, counts)
-
 
 async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datetime,
                 rating_keys: tuple[str, ...], now: datetime, tail: Tail | None = None
-                ) -> Slots:
-    """The slots of [start, end): rollups, and the items not folded yet when the window
-    reaches past the cursor (`tail`: the live view's, read incrementally)."""
+                ) -> Figures:
+    """The figures of [start, end): rollups, and the items not folded yet when the window
+    reaches past the cursor (`tail`: the live view's, read incrementally, which also keeps
+    the rollups' slots while their ETags stay the same)."""
     days = utc_days(start, end)
     found = await docs.query(CONSOLE, tenant_id, {"type": "rollup"}, order_by="day",
                              descending=True, limit=len(days), at_most={"day": days[-1]})
-    out = Slots()
-    for doc in found:
-        rollup = Rollup.model_validate(doc.body)
-        if rollup.day < days[0]:
-            continue
-        for slot, counts in rollup.slots.items():
-            out.add(rollup.day, slot, counts)
+    found = [doc for doc in found if str(doc.body.get("day", "")) >= days[0]]
+    seen = tuple((doc.id, doc.etag) for doc in found)
+    if tail is not None and seen == tail.rollups:
+        base = tail.rollup_slots
+    else:
+        base = Slots()
+        for doc in found:
+            rollup = Rollup.model_validate(doc.body)
+            for slot, counts in rollup.slots.items():
+                base.add(rollup.day, slot, counts)
+        if tail is not None:
+            tail.rollups, tail.rollup_slots = seen, base
+    out = Figures([base])
     if end >= now - timedelta(days=1):
         tail = tail or Tail()
         await tail.refresh(docs, tenant_id, rating_keys, now)
-        tail.add_to(out)
+        out.parts.append(tail.sums)
         out.behind = tail.behind
     return out
 

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from console.auth import Viewer
-from console.figures import Slots, local_day, slots, zone
+from console.figures import Figures, local_day, slots, zone
 from console.live import rating_keys, summary
 from pipelines.config import SwitchboardConfig, TenantConfig
 from storage.documents import DocumentStore
@@ -60,7 +60,7 @@ class Window:
     tz: ZoneInfo
     start: datetime
     end: datetime
-    slots: Slots
+    slots: Figures
 
 
 class Reports:

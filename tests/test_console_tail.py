@@ -126,3 +126,24 @@ async def test_a_tail_too_long_to_read_says_so_until_the_fold_passes(tmp_path, m
         assert it["catching_up"] is False and it["hour"]["started"] == 5
     finally:
         await docs.close()
+
+
+def test_a_window_sums_the_slots_that_begin_in_it_and_shows_a_change_at_once():
+    from console.figures import Slots
+    from storage.stats import Counts, slot_of
+
+    slots = Slots()
+    base = datetime(2026, 3, 1, 23, 40, tzinfo=UTC)
+    for minutes in range(0, 60, 10):  # 23:40 to 00:30 the next day, across midnight
+        day, slot = slot_of(base + timedelta(minutes=minutes))
+        slots.add(day, slot, Counts(started=1 + minutes))
+    # [23:45, 00:20): the slots beginning 23:50, 00:00, 00:10
+    start, end = base + timedelta(minutes=5), base + timedelta(minutes=40)
+    assert slots.between(start, end).started == 11 + 21 + 31
+    assert slots.between(base, base + timedelta(hours=1)).started == sum(
+        1 + m for m in range(0, 60, 10))
+    assert slots.between(start, end).started == 63  # asked again: the same
+    slots.add(*slot_of(base + timedelta(minutes=20)), Counts(started=100))
+    assert slots.between(start, end).started == 163
+    slots.add(*slot_of(base + timedelta(minutes=20)), Counts(started=100), -1)
+    assert slots.between(start, end).started == 63
