@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from storage.documents import DocumentStore
@@ -126,8 +126,13 @@ class Tail:
                 self.sums.add(fact.day, fact.slot, fact.counts)
 
     async def refresh(self, docs: DocumentStore, tenant_id: str,
-                      rating_keys: tuple[str, ...], now: datetime) -> None:
+                      rating_keys: tuple[str, ...], now: datetime,
+                      floor: datetime | None = None) -> None:
+        """Read what is new past the fold's cursor; never before `floor` (the start of the
+        window shown: before the first fold, the cursor says nothing)."""
         cursor = await read_cursor(docs, tenant_id)
+        low: Position | None = (
+            (floor.astimezone(UTC).isoformat(timespec="milliseconds"), "") if floor else None)
         upto = (now + timedelta(minutes=5)).isoformat(timespec="milliseconds")
         settled = (now - LATE).isoformat(timespec="milliseconds")
         self.behind = False
@@ -138,7 +143,7 @@ class Tail:
                 self._put(feed, position, None)
             self.cut.discard(feed)
             known = [p for p in self.items[feed] if p[0] <= settled]
-            after = max([p for p in (done, max(known, default=None)) if p is not None],
+            after = max([p for p in (done, max(known, default=None), low) if p is not None],
                         default=None)
             read = 0
             size = min(PAGE, self.found[feed] + SLACK)
@@ -178,7 +183,7 @@ async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datet
     out = Figures([base])
     if end >= now - timedelta(days=1):
         tail = tail or Tail()
-        await tail.refresh(docs, tenant_id, rating_keys, now)
+        await tail.refresh(docs, tenant_id, rating_keys, now, start)
         out.parts.append(tail.sums)
         out.behind = tail.behind
     return out

@@ -153,7 +153,10 @@ class Folder:
                                 rollup.through.get(feed + "+", position), position)
                 if feed == "closed":
                     report.digests += await self._digests(tenant_id, [b for _, b in page])
-        if not moved:
+        # a feed with nothing since `start` is folded up to `start` all the same: no reader of
+        # the cursor (the live view's tail) goes back before it
+        unset = {feed: start for feed in FEEDS if feed not in cursor.positions}
+        if not moved and not unset:
             return report
         for rollup in rollups.values():
             for feed in FEEDS:
@@ -168,7 +171,7 @@ class Folder:
                          extra={"tenant": tenant_id, "day": rollup.day})
                 return report
             report.rollups += 1
-        positions = {**cursor.positions, **moved}
+        positions = {**unset, **cursor.positions, **moved}
         try:
             if cursor.etag is None:
                 await self.docs.create(CONSOLE, tenant_id, CURSOR_ID,

@@ -147,3 +147,36 @@ def test_a_window_sums_the_slots_that_begin_in_it_and_shows_a_change_at_once():
     assert slots.between(start, end).started == 163
     slots.add(*slot_of(base + timedelta(minutes=20)), Counts(started=100), -1)
     assert slots.between(start, end).started == 63
+
+
+async def test_a_feed_with_nothing_recent_is_not_read_back_through_history(tmp_path):
+    """The first fold starts two days back; a feed with nothing since then (waits only
+    weeks ago) is folded up to there all the same, and a refresh does not read it back
+    through history. Before any fold, a refresh reads no further back than its window."""
+    config, _ = load_config(str(console_config(tmp_path)))
+    read = []
+    for size in (10, 300):
+        docs = Rows(EmbeddedStore(tmp_path / f"old-waits-{size}.sqlite3"))
+        await docs.open()
+        try:
+            history = History(docs)
+            now = datetime.now(UTC)
+            for i in range(size):
+                when = now - timedelta(days=3 + i % 30, minutes=i % 300)
+                await history.chat("it", created=when, closed=when + timedelta(minutes=3),
+                                   state=SessionState.RESOLVED,
+                                   waits=[("answered", 10, when + timedelta(minutes=1))])
+            board = _board(docs, config)
+            await board.compute()  # the first refresh reads a page of each feed
+            docs.rows = 0
+            unfolded = await board.compute()  # no cursor yet: the window's start bounds it
+            assert docs.rows <= 3 * 10 + 10, docs.rows
+            assert unfolded["departments"]["it"]["today"]["started"] == 0
+            await _folder(docs, config).fold()
+            await board.compute()
+            docs.rows = 0
+            await board.compute()
+            read.append(docs.rows)
+        finally:
+            await docs.close()
+    assert read[0] == read[1] and read[1] <= 3 * 10 + 10, read
