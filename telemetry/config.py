@@ -63,7 +63,7 @@ class ExportPlan:
     azure_signals: frozenset[str] = frozenset()
     metric_interval: float = DEFAULT_METRIC_INTERVAL  # seconds
     # None: OTEL_TRACES_SAMPLER decides (the SDK reads it); else the traces a second
-    # Switchboard samples at most (telemetry/setup.py `default_sampler`)
+    # Switchboard samples at most (telemetry/sampling.py `default_sampler`)
     traces_per_second: float | None = DEFAULT_TRACES_PER_SECOND
     log_level: int = LOG_LEVELS[DEFAULT_LOG_LEVEL]  # of the records exported
     # a CLIENT span per HTTP attempt to the Bot Connector (aiohttp-client's instrumentation):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
@@ -31,7 +31,8 @@ from opentelemetry.util.types import Attributes
 class RateLimited(Sampler):
     """At most about `per_second` new traces a second, each one while there are fewer."""
 
-    def __init__(self, per_second: float, clock=time.monotonic) -> None:
+    def __init__(self, per_second: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be more than 0")
         self.per_second = per_second

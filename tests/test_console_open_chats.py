@@ -27,22 +27,7 @@ from storage.sessions import SessionStore
 from tests.console_support import console_config
 from tests.test_console_costs import History
 from tests.test_console_costs import fresh_store as fresh_store  # a fixture
-from tests.test_query_plans import Recording
-
-
-class Rows(Recording):
-    """Counts the sessions the live lists' queries return (by `updated_at`; the figures'
-    feeds are tests/test_console_tail.py's)."""
-
-    def __init__(self, inner) -> None:
-        super().__init__(inner)
-        self.rows = 0
-
-    async def query(self, container, partition, equals, **kwargs):
-        found = await super().query(container, partition, equals, **kwargs)
-        if kwargs.get("order_by") == "updated_at":
-            self.rows += len(found)
-        return found
+from tests.test_console_tail import Rows
 
 
 def _board(docs, config) -> Board:
@@ -60,7 +45,9 @@ def _ids(rows) -> set[str]:
 async def test_a_refresh_reads_the_chats_that_changed_not_every_open_chat(fresh_store,
                                                                          tmp_path):
     config, _ = load_config(str(console_config(tmp_path)))
-    docs = Rows(fresh_store("open-chats"))
+    # the sessions the live lists read (by `updated_at`; the figures' feeds are
+    # tests/test_console_tail.py's)
+    docs = Rows(fresh_store("open-chats"), order_by="updated_at")
     await docs.open()
     try:
         history = History(docs)
@@ -180,7 +167,7 @@ async def test_a_department_past_the_list_limit_is_read_in_full(tmp_path, monkey
     refresh reads the phases in full, as before the set was kept."""
     monkeypatch.setattr(open_chats, "LIST_LIMIT", 3)
     config, _ = load_config(str(console_config(tmp_path)))
-    docs = Rows(EmbeddedStore(tmp_path / "cut.sqlite3"))
+    docs = Rows(EmbeddedStore(tmp_path / "cut.sqlite3"), order_by="updated_at")
     await docs.open()
     try:
         history = History(docs)

@@ -26,15 +26,18 @@ from tests.test_query_plans import Recording
 
 
 class Rows(Recording):
-    """Counts the documents the queries return."""
+    """Counts the documents the queries return (with `order_by`: only those of queries in
+    that order)."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, order_by: str | None = None) -> None:
         super().__init__(inner)
         self.rows = 0
+        self.order_by = order_by
 
     async def query(self, container, partition, equals, **kwargs):
         found = await super().query(container, partition, equals, **kwargs)
-        self.rows += len(found)
+        if self.order_by is None or kwargs.get("order_by") == self.order_by:
+            self.rows += len(found)
         return found
 
 
