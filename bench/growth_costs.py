@@ -108,9 +108,11 @@ class CountingStore(DocumentStore):
     async def query(self, container: str, partition: Partition | None,
                     equals: dict[str, Any], *, order_by: str | None = None,
                     descending: bool = False, limit: int | None = None,
-                    at_most: dict[str, Any] | None = None) -> list[Document]:
+                    at_most: dict[str, Any] | None = None,
+                    at_least: dict[str, Any] | None = None) -> list[Document]:
         docs = await self.inner.query(container, partition, equals, order_by=order_by,
-                                      descending=descending, limit=limit, at_most=at_most)
+                                      descending=descending, limit=limit, at_most=at_most,
+                                      at_least=at_least)
         key = None if partition is None else self.key(container, partition, prefix=True)
         levels = len(self.layout[container].keys)
         scope = "all" if key is None else ("partition" if len(key) == levels else "prefix")
@@ -118,7 +120,7 @@ class CountingStore(DocumentStore):
             scope = "staff"  # across the agents' records: as many as there are agents
         self.calls.append(Call("query", container, scope, len(docs),
                                (key, dict(equals), order_by, descending, limit,
-                                dict(at_most or {}))))
+                                bounds(at_most, at_least))))
         return docs
 
     async def batch(self, container: str, partition: Partition,
@@ -164,9 +166,9 @@ def scans(db_path: Path, store: DocumentStore, calls: list[Call]) -> list[str]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         for call in calls:
-            key, equals, order_by, descending, limit, at_most = call.query
+            key, equals, order_by, descending, limit, ranges = call.query
             sql, args = query_sql(store.layout[call.container], key, equals, order_by,
-                                  descending, limit, bounds(at_most))
+                                  descending, limit, ranges)
             plan = [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql,
                                                   [*args, time.time()])]
             bad = [p for p in plan if p.startswith("SCAN") or (

@@ -2,8 +2,10 @@
 reached yet, at a cost that does not grow with history.
 
 The rollups of the UTC days the window touches are one query; the feeds' items after the
-department's cursor (the last minute or so, storage/fold.py) are three short walks of the
-feeds' indexes, turned into facts in memory the same way the fold does.
+department's cursor (the last minute or so, storage/fold.py) are short walks of the feeds'
+indexes (for the live view, after its first refresh, only the waits': the sessions opened
+and closed come with the open chats' read), turned into facts in memory the same way the
+fold does.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from console.open_chats import Changed
 from storage.documents import DocumentStore
-from storage.feeds import PAGE, since
+from storage.feeds import SESSION_FEEDS, from_sessions, since
 from storage.fold import read_cursor
 from storage.layout import CONSOLE
 from storage.stats import (
@@ -93,9 +97,6 @@ TAIL_LIMIT = 5_000
 # before it landed (a turn in flight) is counted once it lands; one later still is counted
 # when the fold passes it (its `lag` covers that case)
 LATE = timedelta(seconds=5)
-# the feeds are read in pages of what the last refresh found plus this: the store bounds a
-# query from above only, so a page reads this many items already known, at most
-SLACK = 10
 
 
 class Tail:
@@ -107,61 +108,89 @@ class Tail:
 
     def __init__(self) -> None:
         self.items: dict[str, dict[Position, list[Fact]]] = {feed: {} for feed in FEEDS}
+        # the ETag of each item's body as counted: one read again unchanged costs nothing
+        self.versions: dict[str, dict[Position, str | None]] = {feed: {} for feed in FEEDS}
         self.sums = Slots()
         # feeds whose last read stopped at TAIL_LIMIT: what they hold is not contiguous
         self.cut: set[str] = set()
-        self.found: dict[str, int] = {feed: PAGE for feed in FEEDS}
         self.behind = False
+        # the feeds read by a query since their last cut (after that, a session feed's new
+        # items can come from the open chats' read), and when the last refresh began
+        self.queried: set[str] = set()
+        self.read_at: datetime | None = None
         # the rollups' slots as last read, with the ETags they were read at: reused while
         # the fold has not written them again (every 10 s at most)
         self.rollups: tuple[tuple[str, str | None], ...] = ()
         self.rollup_slots = Slots()
 
-    def _put(self, feed: str, position: Position, found: list[Fact] | None) -> None:
+    def _put(self, feed: str, position: Position, body: dict[str, Any] | None,
+             rating_keys: tuple[str, ...] = ()) -> None:
+        """Count an item as its body now is (None: forget it)."""
+        version = body.get("_etag") if body is not None else None
+        if version is not None and self.versions[feed].get(position) == version:
+            return  # read again within LATE, unchanged: the sums stay as they are
         for fact in self.items[feed].pop(position, None) or ():
             self.sums.add(fact.day, fact.slot, fact.counts, -1)
-        if found is not None:
-            self.items[feed][position] = found
+        self.versions[feed].pop(position, None)
+        if body is not None:
+            found = self.items[feed][position] = facts(feed, body, rating_keys)
+            self.versions[feed][position] = version
             for fact in found:
                 self.sums.add(fact.day, fact.slot, fact.counts)
 
     async def refresh(self, docs: DocumentStore, tenant_id: str,
                       rating_keys: tuple[str, ...], now: datetime,
-                      floor: datetime | None = None) -> None:
+                      floor: datetime | None = None, changed: Changed | None = None) -> None:
         """Read what is new past the fold's cursor; never before `floor` (the start of the
-        window shown: before the first fold, the cursor says nothing)."""
+        window shown: before the first fold, the cursor says nothing).
+
+        `changed`, the sessions written since shortly before the last refresh (the open
+        chats' read, console/open_chats.py), holds every session opened or closed since then
+        (each write stamps `updated_at` no earlier than `created_at` or `closed_at`): a feed
+        of sessions already read once takes its new items from it, with no query of its own.
+        """
         cursor = await read_cursor(docs, tenant_id)
         low: Position | None = (
             (floor.astimezone(UTC).isoformat(timespec="milliseconds"), "") if floor else None)
         upto = (now + timedelta(minutes=5)).isoformat(timespec="milliseconds")
         settled = (now - LATE).isoformat(timespec="milliseconds")
         self.behind = False
+        # the open chats' read holds all this refresh would read again of the sessions: it
+        # goes back at least LATE before the last refresh that completed
+        delta = changed.sessions if changed is not None and self.read_at is not None and (
+            changed.since <= (self.read_at - LATE).isoformat(timespec="milliseconds")) else None
         for feed in FEEDS:
             done = cursor.positions.get(feed)
             for position in [p for p in self.items[feed]
                              if feed in self.cut or (done is not None and p <= done)]:
                 self._put(feed, position, None)
+            if feed in self.cut:
+                self.queried.discard(feed)  # what it holds is not contiguous: read it again
             self.cut.discard(feed)
             known = [p for p in self.items[feed] if p[0] <= settled]
             after = max([p for p in (done, max(known, default=None), low) if p is not None],
                         default=None)
+            if delta is not None and feed in SESSION_FEEDS and feed in self.queried:
+                for position, body in from_sessions(feed, delta, after, upto):
+                    self._put(feed, position, body, rating_keys)
+                continue
+            self.queried.add(feed)
             read = 0
-            size = min(PAGE, self.found[feed] + SLACK)
-            async with aclosing(since(docs, feed, tenant_id, after, upto, page=size)) as pages:
+            async with aclosing(since(docs, feed, tenant_id, after, upto)) as pages:
                 async for page in pages:
                     for position, body in page:
-                        self._put(feed, position, facts(feed, body, rating_keys))
+                        self._put(feed, position, body, rating_keys)
                     read += len(page)
                     if read >= TAIL_LIMIT:
                         self.behind = True
                         self.cut.add(feed)
                         break
-            self.found[feed] = read
+        self.read_at = now
 
 
 async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datetime,
-                rating_keys: tuple[str, ...], now: datetime, tail: Tail | None = None
-                ) -> Figures:
+                rating_keys: tuple[str, ...], now: datetime, tail: Tail | None = None,
+                changed: Changed | None = None) -> Figures:
     """The figures of [start, end): rollups, and the items not folded yet when the window
     reaches past the cursor (`tail`: the live view's, read incrementally, which also keeps
     the rollups' slots while their ETags stay the same)."""
@@ -183,7 +212,7 @@ async def slots(docs: DocumentStore, tenant_id: str, start: datetime, end: datet
     out = Figures([base])
     if end >= now - timedelta(days=1):
         tail = tail or Tail()
-        await tail.refresh(docs, tenant_id, rating_keys, now, start)
+        await tail.refresh(docs, tenant_id, rating_keys, now, start, changed)
         out.parts.append(tail.sums)
         out.behind = tail.behind
     return out

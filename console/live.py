@@ -4,8 +4,8 @@ and today, computed once per refresh interval for every console open on this ins
 What it reads, per department: the open chats that changed since the last refresh
 (console/open_chats.py: an indexed query whose answer grows with the chats written in the
 last seconds, never with history; every minute the open chats in each phase again), the
-figures (storage/stats.py,
-console/figures.py: one query of rollups, the cursor, three short feed walks), and the
+figures (storage/stats.py, console/figures.py: one query of rollups, the cursor, a short walk
+of the waits, the sessions opened and closed taken from the open chats' read), and the
 agents' records (one point read per agent in the config). Twenty consoles cost what one
 costs: each gets the same snapshot, cut to the departments it may see.
 """
@@ -113,7 +113,7 @@ class Board:
         clock = self.clock()
         fresh_after = (now - self.idle).isoformat(timespec="milliseconds")
         chats = self._open.setdefault(tenant.id, OpenChats(tenant.id))
-        await chats.refresh(self.docs, now, fresh_after, time.monotonic())
+        changed = await chats.refresh(self.docs, now, fresh_after, time.monotonic())
         lists = chats.lists(fresh_after)
         in_pipeline = lists[Phase.PIPELINE.value]
         capped = Phase.PIPELINE in chats.cut
@@ -133,7 +133,7 @@ class Board:
         hour_start = now - timedelta(hours=1)
         window = await slots(self.docs, tenant.id, min(today_start, hour_start),
                              now + timedelta(minutes=10), self.ratings, now,
-                             self._tails.setdefault(tenant.id, Tail()))
+                             self._tails.setdefault(tenant.id, Tail()), changed)
         agents = []
         for agent in tenant.agents:
             record = records.get(agent.aad_object_id.casefold())

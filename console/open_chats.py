@@ -27,10 +27,6 @@ from storage.models import Phase, SessionState
 
 # open chats listed per department and phase, at most (the count says "1000+" past it)
 LIST_LIMIT = 1000
-# guests in a pipeline are read newest first until one is idle, in pages of the last
-# refresh's count plus this (the store bounds a query from above only: a page reads this
-# many idle chats at most)
-SLACK = 10
 # a refresh reads again the writes of this many seconds before the newest it had seen
 SLACK_SECONDS = 5.0
 RESYNC_SECONDS = 60.0
@@ -38,6 +34,14 @@ RESYNC_SECONDS = 60.0
 FULL_AFTER = 500
 PHASES = (Phase.PIPELINE, Phase.WAITING, Phase.CONNECTED)
 _OPEN = SessionState.OPEN.value
+
+
+@dataclass(frozen=True)
+class Changed:
+    """Every session of a department written since `since` (its `updated_at`), as stored."""
+
+    since: str
+    sessions: list[dict[str, Any]]
 
 
 @dataclass
@@ -49,7 +53,6 @@ class OpenChats:
     read_at: datetime | None = None  # when the last read began (this instance's clock)
     synced_at: float | None = None  # monotonic time of the last full read
     cut: frozenset[Phase] = frozenset()  # the phases the last full read cut at LIST_LIMIT
-    changed: int = 0  # sessions the last refresh read
 
     def lists(self, fresh_after: str) -> dict[str, list[dict[str, Any]]]:
         """The chats by phase (its value), newest first, at most LIST_LIMIT each; in a
@@ -65,20 +68,22 @@ class OpenChats:
         return out
 
     async def refresh(self, docs: DocumentStore, now: datetime, fresh_after: str,
-                      monotonic: float) -> None:
-        """Bring the set up to date: the changes since the last refresh, or a full read."""
+                      monotonic: float) -> Changed | None:
+        """Bring the set up to date: the changes since the last refresh (returned: the
+        figures' tail takes the sessions opened and closed since then from them), or a full
+        read (None)."""
         if (self.read_at is None or self.synced_at is None or self.cut
                 or monotonic - self.synced_at >= RESYNC_SECONDS):
             await self._full(docs, now, fresh_after, monotonic)
-            return
+            return None
         since = (self.read_at - timedelta(seconds=SLACK_SECONDS)).isoformat(
             timespec="milliseconds")
         changed, cut = await newest_first(docs, self.tenant_id, {"type": "session"}, since,
-                                          page=self.changed + SLACK, at_most=FULL_AFTER)
+                                          at_most=FULL_AFTER)
         if cut:
             await self._full(docs, now, fresh_after, monotonic)
-            return
-        self.read_at, self.changed = now, len(changed)
+            return None
+        self.read_at = now
         for body in changed:
             sid = str(body.get("id"))
             if body.get("state") == _OPEN and body.get("phase") in _PHASE_VALUES:
@@ -89,28 +94,23 @@ class OpenChats:
         for sid in [s for s, b in self.chats.items() if b.get("phase") == _PIPELINE
                     and str(b.get("updated_at", "")) < fresh_after]:
             del self.chats[sid]
+        return Changed(since, changed)
 
     async def _full(self, docs: DocumentStore, now: datetime, fresh_after: str,
                     monotonic: float) -> None:
         chats: dict[str, dict[str, Any]] = {}
         cut: set[Phase] = set()
         for phase in PHASES:
-            pipeline = phase is Phase.PIPELINE
             found, capped = await newest_first(
                 docs, self.tenant_id,
                 {"type": "session", "state": _OPEN, "phase": phase.value},
-                fresh_after if pipeline else None,
-                page=min(LIST_LIMIT, self._count(phase) + SLACK) if pipeline else LIST_LIMIT,
-                at_most=LIST_LIMIT)
+                fresh_after if phase is Phase.PIPELINE else None, at_most=LIST_LIMIT)
             if capped:
                 cut.add(phase)
             for body in found:
                 chats[str(body.get("id"))] = body
         self.chats, self.cut = chats, frozenset(cut)
-        self.read_at, self.synced_at, self.changed = now, monotonic, 0
-
-    def _count(self, phase: Phase) -> int:
-        return sum(1 for b in self.chats.values() if b.get("phase") == phase.value)
+        self.read_at, self.synced_at = now, monotonic
 
 
 _PHASE_VALUES = tuple(p.value for p in PHASES)
@@ -122,30 +122,12 @@ def _stamp(body: dict[str, Any]) -> str:
 
 
 async def newest_first(docs: DocumentStore, tenant_id: str, equals: dict[str, Any],
-                       since: str | None, *, page: int, at_most: int
+                       since: str | None, *, at_most: int
                        ) -> tuple[list[dict[str, Any]], bool]:
     """A department's sessions matching `equals`, newest `updated_at` first, as stored;
-    with `since`, only those written since, read a page at a time until one is older.
-    True when `at_most` cut the list."""
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    bound: str | None = None
-    skip = 0  # sessions at `bound` already read (equal times come back in id order)
-    page = max(1, min(page, at_most)) if since else at_most
-    while len(out) < at_most:
-        limit = skip + page
-        found = await docs.query(
-            TENANT_DATA, (tenant_id,), equals, order_by="updated_at", descending=True,
-            limit=limit, at_most={"updated_at": bound} if bound else None)
-        fresh = [d.body for d in found if d.id not in seen]
-        for body in fresh:
-            if since and str(body.get("updated_at", "")) < since:
-                return out, False
-            seen.add(str(body.get("id")))
-            out.append(body)
-        if len(found) < limit or not fresh:
-            return out, False
-        bound = str(fresh[-1].get("updated_at"))
-        skip = sum(1 for d in found if str(d.body.get("updated_at")) == bound)
-        page = max(page, len(out))  # the changes keep coming: read more at a time
-    return out[:at_most], True
+    with `since`, only those written since (one query that reads nothing older). True when
+    there were more than `at_most`."""
+    found = await docs.query(
+        TENANT_DATA, (tenant_id,), equals, order_by="updated_at", descending=True,
+        limit=at_most + 1, at_least={"updated_at": since} if since else None)
+    return [d.body for d in found[:at_most]], len(found) > at_most

@@ -99,6 +99,7 @@ from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
 from storage.documents import (
     AlreadyExists,
+    Bound,
     Document,
     DocumentStore,
     Key,
@@ -373,12 +374,13 @@ class CosmosStore(DocumentStore):
         descending: bool = False,
         limit: int | None = None,
         at_most: dict[str, Any] | None = None,
+        at_least: dict[str, Any] | None = None,
     ) -> list[Document]:
         proxy = self._container(container)
         spec = self.layout[container]
         key = None if partition is None else self.key(container, partition, prefix=True)
         sql, parameters = query_sql(
-            spec, key, equals, order_by, descending, limit, bounds(at_most)
+            spec, key, equals, order_by, descending, limit, bounds(at_most, at_least)
         )
         if limit is not None and int(limit) <= 0:
             self.stats.record("query")
@@ -588,7 +590,7 @@ def query_sql(
     order_by: str | None,
     descending: bool,
     limit: int | None,
-    at_most: dict[str, Any] | None = None,
+    ranges: list[Bound] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     where: list[str] = []
     parameters: list[dict[str, Any]] = []
@@ -603,9 +605,9 @@ def query_sql(
         else:
             where.append(f"{ref} = @p{i}")
             parameters.append({"name": f"@p{i}", "value": value})
-    for i, (name, value) in enumerate((at_most or {}).items(), start=len(equals)):
+    for i, (name, op, value) in enumerate(ranges or (), start=len(equals)):
         # a field of another type (or missing) compares as undefined: not a match
-        where.append(f"{_field(name)} <= @p{i}")
+        where.append(f"{_field(name)} {op} @p{i}")
         parameters.append({"name": f"@p{i}", "value": value})
     top = ""
     if limit is not None and int(limit) > 0:

@@ -156,14 +156,16 @@ class DocumentStore(abc.ABC):
         descending: bool = False,
         limit: int | None = None,
         at_most: dict[str, Any] | None = None,
+        at_least: dict[str, Any] | None = None,
     ) -> list[Document]:
         """Documents whose top-level fields equal `equals`, in the partition (or prefix)
         given; all partitions when None.
 
         `at_most` adds `field <= value` for each item (ANDed with `equals`), so "what is due
-        by now" is one query. Values are numbers or strings (ISO timestamps compare as text);
-        a document whose field is missing, null or of the other type does not match. Rows
-        with equal `order_by` values come back in id order.
+        by now" is one query; `at_least` adds `field >= value`, so a walk of what changed
+        since a position reads nothing older. Values are numbers or strings (ISO timestamps
+        compare as text); a document whose field is missing, null or of the other type does
+        not match. Rows with equal `order_by` values come back in id order.
         """
 
     @abc.abstractmethod
@@ -214,13 +216,23 @@ def partition_key(container: Container, partition: Partition, *, prefix: bool = 
     return key
 
 
-def bounds(at_most: dict[str, Any] | None) -> dict[str, int | float | str]:
-    """`at_most` checked: only numbers and strings have an order both backends agree on."""
-    for name, value in (at_most or {}).items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (isinstance(value, str) or (number and math.isfinite(value))):
-            raise ValueError(f"at_most[{name!r}] must be a number or a string, not {value!r}")
-    return dict(at_most or {})
+# a query's range conditions: (field, "<=" or ">=", value)
+Bound = tuple[str, str, int | float | str]
+
+
+def bounds(at_most: dict[str, Any] | None,
+           at_least: dict[str, Any] | None = None) -> list[Bound]:
+    """`at_most` and `at_least` checked: only numbers and strings have an order both
+    backends agree on."""
+    out: list[Bound] = []
+    for label, op, given in (("at_most", "<=", at_most), ("at_least", ">=", at_least)):
+        for name, value in (given or {}).items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (isinstance(value, str) or (number and math.isfinite(value))):
+                raise ValueError(f"{label}[{name!r}] must be a number or a string, "
+                                 f"not {value!r}")
+            out.append((name, op, value))
+    return out
 
 
 def ttl_of(container: Container, body: dict[str, Any]) -> float | None:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from storage.documents import (
     AlreadyExists,
+    Bound,
     Document,
     DocumentStore,
     Key,
@@ -106,7 +107,11 @@ def _pk(key: Key) -> str:
 
 
 def _unpk(container: Container, text: str) -> Key:
-    return tuple(json.loads(text)) if container.hierarchical else (text,)
+    if not container.hierarchical:
+        return (text,)
+    if "\\" not in text:  # what `_pk` writes without json.dumps: split it back the same way
+        return tuple(text[2:-2].split('","'))
+    return tuple(json.loads(text))
 
 
 def schema(container: Container) -> list[str]:
@@ -462,10 +467,12 @@ class EmbeddedStore(DocumentStore):
         descending: bool = False,
         limit: int | None = None,
         at_most: dict[str, Any] | None = None,
+        at_least: dict[str, Any] | None = None,
     ) -> list[Document]:
         spec = self.layout[container]
         key = None if partition is None else self.key(container, partition, prefix=True)
-        sql, args = query_sql(spec, key, equals, order_by, descending, limit, bounds(at_most))
+        sql, args = query_sql(spec, key, equals, order_by, descending, limit,
+                              bounds(at_most, at_least))
         self.stats.record("query")
         if limit is not None and int(limit) <= 0:
             return []
@@ -517,7 +524,7 @@ def query_sql(
     order_by: str | None,
     descending: bool,
     limit: int | None,
-    at_most: dict[str, Any],
+    ranges: list[Bound],
 ) -> tuple[str, list[Any]]:
     """The SELECT for a query; the caller appends `now` (for expiry) to the arguments."""
     sql = [f'SELECT id, pk, etag, body FROM "{container.name}" WHERE 1=1']
@@ -537,11 +544,11 @@ def query_sql(
         else:
             sql.append(f"AND {_field(container, name)} = ?")
             args.append(int(value) if isinstance(value, bool) else value)
-    for name, value in at_most.items():
+    for name, op, value in ranges:
         # SQLite orders every number below every text; Cosmos compares like with like only
         types = "('text')" if isinstance(value, str) else "('integer','real')"
         sql.append(f"AND {_type_of(container, name)} IN {types}")
-        sql.append(f"AND {_field(container, name)} <= ?")
+        sql.append(f"AND {_field(container, name)} {op} ?")
         args.append(value)
     sql.append("AND (expires IS NULL OR expires > ?)")
     if order_by:

@@ -76,11 +76,17 @@ class Counts(BaseModel):
     def absorb(self, other: Counts, sign: int = 1) -> None:
         """Adds `other` into this one in place (sign -1: takes it out again), so a sum of
         many builds no models."""
-        self.started += sign * other.started
-        self.answered += sign * other.answered
-        self.answer_seconds += sign * other.answer_seconds
-        self.abandoned += sign * other.abandoned
-        self.timed_out += sign * other.timed_out
+        # a fact sets one or two of these: a model's setattr is not free, skip the zeros
+        if other.started:
+            self.started += sign * other.started
+        if other.answered:
+            self.answered += sign * other.answered
+        if other.answer_seconds:
+            self.answer_seconds += sign * other.answer_seconds
+        if other.abandoned:
+            self.abandoned += sign * other.abandoned
+        if other.timed_out:
+            self.timed_out += sign * other.timed_out
         for mine, theirs in ((self.received, other.received), (self.sent, other.sent),
                              (self.closed, other.closed), (self.ratings, other.ratings)):
             for key, value in theirs.items():

@@ -210,10 +210,11 @@ class TracedStore(DocumentStore):
     def query(self, container: str, partition: Partition | None, equals: dict[str, Any],
               *, order_by: str | None = None, descending: bool = False,
               limit: int | None = None,
-              at_most: dict[str, Any] | None = None) -> Coroutine[Any, Any, list[Document]]:
+              at_most: dict[str, Any] | None = None,
+              at_least: dict[str, Any] | None = None) -> Coroutine[Any, Any, list[Document]]:
         return self._call("query", container, self.inner.query(
             container, partition, equals, order_by=order_by, descending=descending,
-            limit=limit, at_most=at_most))
+            limit=limit, at_most=at_most, at_least=at_least))
 
     def batch(self, container: str, partition: Partition,
               ops: list[WriteOp]) -> Coroutine[Any, Any, list[Document]]:

@@ -253,7 +253,7 @@ async def test_every_console_query_is_an_index_search(tmp_path):
         for q in queries:
             spec = LAYOUT[q.container]
             sql, args = query_sql(spec, q.key, dict(q.equals), q.order_by, q.descending,
-                                  q.limit, dict(q.at_most))
+                                  q.limit, q.ranges())
 
             def plan(db, sql=sql, args=args):
                 return [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql,
@@ -271,7 +271,7 @@ def _cosmos_serves(q: Query) -> None:
     spec = LAYOUT[q.container]
     policy = cosmos_indexing_policy(spec)
     indexed = {p["path"] for p in policy["includedPaths"]}
-    used = {name for name, _ in q.equals} | {name for name, _ in q.at_most}
+    used = {name for name, _ in (*q.equals, *q.at_most, *q.at_least)}
     if q.order_by:
         used.add(q.order_by)
     for name in used:

@@ -414,6 +414,30 @@ async def test_query_at_most_rejects_values_without_a_shared_order(store, value)
         await store.query(T, "t1", {}, at_most={"v": value})
 
 
+async def test_query_at_least_bounds_from_below_and_with_at_most_makes_a_range(store):
+    await seed(store)  # n: a=3 b=1 c=2 d=2 (t1), e=5 f=4 (t2)
+    assert sorted(ids(await store.query(T, "t1", {}, at_least={"n": 2}))) == ["a", "c", "d"]
+    assert ids(await store.query(T, "t1", {}, at_least={"n": 2.5})) == ["a"]
+    assert await store.query(T, "t1", {}, at_least={"n": 3.5}) == []
+    # a walk of what came after a position, newest first, that reads nothing older
+    assert ids(await store.query(T, None, {}, at_least={"n": 2}, at_most={"n": 4},
+                                 order_by="n", descending=True)) == ["f", "a", "d", "c"]
+    assert ids(await store.query(T, None, {}, at_least={"n": 2}, at_most={"n": 4},
+                                 order_by="n", descending=True, limit=2)) == ["f", "a"]
+    assert await store.query(T, None, {}, at_least={"n": 4}, at_most={"n": 3}) == []
+    for id, at in [("p", "2024-05-01T09:00:00.000+00:00"), ("q", "2024-05-01T10:00:00.000+00:00")]:
+        await store.create(T, "t3", id, {"at": at})
+    await store.create(T, "t3", "num", {"at": 5})
+    assert ids(await store.query(T, "t3", {}, at_least={"at": "2024-05-01T10"})) == ["q"]
+    assert ids(await store.query(T, "t3", {}, at_least={"at": 0})) == ["num"]
+
+
+@pytest.mark.parametrize("value", [None, True, float("nan"), [1]])
+async def test_query_at_least_rejects_values_without_a_shared_order(store, value):
+    with pytest.raises(ValueError, match="at_least"):
+        await store.query(T, "t1", {}, at_least={"v": value})
+
+
 # -- batch ------------------------------------------------------------------------------------
 
 
@@ -1090,3 +1114,16 @@ def test_a_hierarchical_key_is_stored_as_its_json_array(parts: list[str]) -> Non
     (its fast path for plain ASCII must write exactly what json.dumps writes)."""
     from storage.embedded import _pk
     assert _pk(tuple(parts)) == json.dumps(parts, separators=(",", ":"))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.text(min_size=1, max_size=6), min_size=2, max_size=3))
+def test_a_hierarchical_key_reads_back_as_written(parts: list[str]) -> None:
+    """What the key column holds reads back to the same key (its fast path splits what has
+    no escape in it)."""
+    from storage.embedded import _pk, _unpk
+    from storage.layout import LAYOUT
+
+    container = next(c for c in LAYOUT.containers if c.hierarchical)
+    assert _unpk(container, _pk(tuple(parts))) == tuple(parts)
+    assert _unpk(container, '["a\\"b","c"]') == ('a"b', "c")

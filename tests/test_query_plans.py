@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.cosmos import query_sql as cosmos_sql
-from storage.documents import Document, DocumentStore, Partition
+from storage.documents import Bound, Document, DocumentStore, Partition, bounds
 from storage.embedded import EmbeddedStore, query_sql
 from storage.layout import LAYOUT, cosmos_indexing_policy
 from storage.sessions import SessionStore
@@ -33,6 +33,10 @@ class Query:
     descending: bool
     limit: int | None
     at_most: tuple[tuple[str, Any], ...]
+    at_least: tuple[tuple[str, Any], ...] = ()
+
+    def ranges(self) -> list[Bound]:
+        return bounds(dict(self.at_most), dict(self.at_least))
 
 
 class Recording(DocumentStore):
@@ -79,12 +83,14 @@ class Recording(DocumentStore):
 
     async def query(self, container: str, partition: Partition | None, equals: dict[str, Any],
                     *, order_by=None, descending=False, limit=None,
-                    at_most=None) -> list[Document]:
+                    at_most=None, at_least=None) -> list[Document]:
         key = None if partition is None else self.key(container, partition, prefix=True)
         self.queries.add(Query(container, key, tuple(sorted(equals.items())), order_by,
-                               descending, limit, tuple(sorted((at_most or {}).items()))))
+                               descending, limit, tuple(sorted((at_most or {}).items())),
+                               tuple(sorted((at_least or {}).items()))))
         return await self.inner.query(container, partition, equals, order_by=order_by,
-                                      descending=descending, limit=limit, at_most=at_most)
+                                      descending=descending, limit=limit, at_most=at_most,
+                                      at_least=at_least)
 
 
 async def _scenario(tmp_path) -> set[Query]:
@@ -139,7 +145,7 @@ async def test_every_query_of_a_scenario_is_an_index_search_in_sqlite(tmp_path):
         for q in queries:
             spec = LAYOUT[q.container]
             sql, args = query_sql(spec, q.key, dict(q.equals), q.order_by, q.descending,
-                                  q.limit, dict(q.at_most))
+                                  q.limit, q.ranges())
 
             def plan(db, sql=sql, args=args):
                 return [row[-1] for row in db.execute("EXPLAIN QUERY PLAN " + sql,
@@ -150,7 +156,7 @@ async def test_every_query_of_a_scenario_is_an_index_search_in_sqlite(tmp_path):
             # an ordered walk of an index that stops at LIMIT with nothing to filter (the
             # oldest timer; the latest sessions, from an index that holds only sessions)
             # reads what it returns: as good as a search
-            walk = (q.limit is not None and not q.at_most
+            walk = (q.limit is not None and not q.at_most and not q.at_least
                     and {name for name, _ in q.equals} <= {"type"})
             assert steps and all(step.startswith("SEARCH") or (
                 walk and step.startswith("SCAN") and "USING" in step and "INDEX" in step)
@@ -166,13 +172,13 @@ async def test_every_query_of_a_scenario_is_indexed_by_the_cosmos_policy(tmp_pat
         spec = LAYOUT[q.container]
         policy = cosmos_indexing_policy(spec)
         indexed = {p["path"] for p in policy["includedPaths"]}
-        used = {name for name, _ in q.equals} | {name for name, _ in q.at_most}
+        used = {name for name, _ in (*q.equals, *q.at_most, *q.at_least)}
         if q.order_by:
             used.add(q.order_by)
         for name in used:
             assert f"/{name}/?" in indexed, f"{q}: {name} is not indexed in {spec.name}"
         sql, _ = cosmos_sql(spec, q.key, dict(q.equals), q.order_by, q.descending, q.limit,
-                            dict(q.at_most))
+                            q.ranges())
         pinned = [name for name, value in q.equals if value is not None]
         if q.order_by and pinned:
             # ORDER BY names the pinned fields too: served by a composite index, which
