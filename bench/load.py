@@ -283,6 +283,7 @@ class ServerSpec:
     env: dict[str, str]
     scenario: str  # "switchboard" (the real scenario) or "plain" (text messages)
     health: str | None = None  # a GET path answering 200 when ready
+    cwd: Path | None = None  # where it runs (this checkout when None)
 
 
 class Rig:
@@ -363,7 +364,7 @@ class Rig:
             return replies_from(await r.read())
 
     def start_server(self, spec: ServerSpec, port: int) -> subprocess.Popen:
-        proc = self.children.start(spec.name, spec.argv, env=spec.env, cwd=ROOT,
+        proc = self.children.start(spec.name, spec.argv, env=spec.env, cwd=spec.cwd or ROOT,
                                    log_dir=self.workdir, cores=self.server_cores)
         self.renice(proc.pid)
         wait_port(port, proc, 60)
@@ -875,6 +876,22 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(out)
 
 
+def baseline(root: Path, workdir: Path, args) -> tuple[Callable, ConfigView]:
+    """Another checkout of Switchboard (a `git worktree` of an older commit), run on its own
+    example config made 24/7 and a new store: its ratio to the same echo bot, same run."""
+    home = workdir / "baseline"
+    home.mkdir()
+    config_path, _ = always_open(root / "examples" / "helpdesk.yaml", home)
+
+    def make(port: int) -> ServerSpec:
+        spec = switchboard_spec(port, config_path, args.keep_rate_limits,
+                                embedded(home / "baseline.sqlite3"))
+        return ServerSpec("baseline", [PYTHON, str(root / "app.py")], spec.env, spec.scenario,
+                          spec.health, root)
+
+    return make, ConfigView.load(config_path)
+
+
 def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: Rig,
            budget: Budget, args, started: float) -> tuple[str, dict[str, Any]]:
     out: list[str] = []
@@ -885,7 +902,7 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
     p("RESULTS (server = one subprocess on 127.0.0.1; latency = POST sent -> HTTP response read, "
       "at the load generator)")
     rows = []
-    for name in ("bare", "echo", "switchboard"):
+    for name in ("bare", "echo", "switchboard", "baseline"):
         r = results.get(name)
         if r is None:
             continue
@@ -999,6 +1016,15 @@ def report(results: dict[str, ServerResult], memory: MemoryResult | None, rig: R
             ratios.append(f"  N={n:<3} Switchboard / echo turns/s = {s.tps / e.tps:.2f}x   "
                           f"p99 Switchboard / echo = {_ratio(s, e, 99)}   "
                           f"CPU/turn Switchboard / echo = {cpu:.2f}x")
+        old = results.get("baseline")
+        if old and echo and n in old.windows and n in echo.windows:
+            b, e = old.windows[n], echo.windows[n]
+            line = f"  N={n:<3} baseline / echo turns/s = {b.tps / e.tps:.2f}x"
+            if sb and n in sb.windows:
+                now = sb.windows[n].tps / e.tps
+                line += (f"   Switchboard's ratio / the baseline's = "
+                         f"{now / (b.tps / e.tps):.3f} (issue 11: at least 0.9)")
+            ratios.append(line)
         if bare and echo and n in bare.windows and n in echo.windows:
             b, e = bare.windows[n], echo.windows[n]
             ratios.append(f"  N={n:<3} bare / echo turns/s = {b.tps / e.tps:.1f}x   "
@@ -1231,6 +1257,10 @@ async def main_async(args) -> int:
             results: dict[str, ServerResult] = {}
             names = [s for s in ("switchboard", "echo", "bare") if s in args.servers]
             plain_turns = args.plain_turns or 7
+            if args.baseline:  # first: the drift of the machine favours no one in a row
+                make, baseline_config = baseline(args.baseline, workdir, args)
+                results["baseline"] = await bench_server(
+                    rig, make, budget, baseline_config, plain_turns, args.department, say)
             for name in names:
                 r = await bench_server(rig, makers[name], budget, config, plain_turns,
                                        args.department, say)
@@ -1289,7 +1319,15 @@ def main() -> int:
                         help="documents in Switchboard's store before it starts (default "
                              "100,000; 10,000 with --quick; 0: a new, empty store)")
     parser.add_argument("--json", default="", help="also write the figures to this file")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout of Switchboard (git worktree add ../old "
+                             "<commit>), measured in the same run on its own example config")
     args = parser.parse_args()
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "app.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no app.py there: give a checkout of "
+                         "Switchboard (git worktree add ../old <commit>)")
     if args.prefill is None:
         args.prefill = 10_000 if args.quick else 100_000
     args.prefilled = args.prefill  # the documents it holds, once filled
