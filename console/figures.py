@@ -107,9 +107,10 @@ class Tail:
     is kept as they come and go: a refresh costs what changed, not the tail's length."""
 
     def __init__(self) -> None:
-        self.items: dict[str, dict[Position, list[Fact]]] = {feed: {} for feed in FEEDS}
-        # the ETag of each item's body as counted: one read again unchanged costs nothing
-        self.versions: dict[str, dict[Position, str | None]] = {feed: {} for feed in FEEDS}
+        # each item's facts, with the ETag of the body they were taken from: one read again
+        # unchanged costs nothing
+        self.items: dict[str, dict[Position, tuple[str | None, list[Fact]]]] = {
+            feed: {} for feed in FEEDS}
         self.sums = Slots()
         # feeds whose last read stopped at TAIL_LIMIT: what they hold is not contiguous
         self.cut: set[str] = set()
@@ -127,14 +128,16 @@ class Tail:
              rating_keys: tuple[str, ...] = ()) -> None:
         """Count an item as its body now is (None: forget it)."""
         version = body.get("_etag") if body is not None else None
-        if version is not None and self.versions[feed].get(position) == version:
+        kept = self.items[feed].get(position)
+        if version is not None and kept is not None and kept[0] == version:
             return  # read again within LATE, unchanged: the sums stay as they are
-        for fact in self.items[feed].pop(position, None) or ():
-            self.sums.add(fact.day, fact.slot, fact.counts, -1)
-        self.versions[feed].pop(position, None)
+        if kept is not None:
+            del self.items[feed][position]
+            for fact in kept[1]:
+                self.sums.add(fact.day, fact.slot, fact.counts, -1)
         if body is not None:
-            found = self.items[feed][position] = facts(feed, body, rating_keys)
-            self.versions[feed][position] = version
+            found = facts(feed, body, rating_keys)
+            self.items[feed][position] = (version, found)
             for fact in found:
                 self.sums.add(fact.day, fact.slot, fact.counts)
 
