@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from pipelines.problems import explain
+from pipelines.search import confidence
 from pipelines.search.abstention import Abstention, Reason
 from pipelines.search.index import Candidate, Document, SearchIndex
 
@@ -84,10 +85,13 @@ class SearchResult:
     corrections: dict[str, str]
     candidates: tuple[Candidate, ...]
     shown: tuple[Match, ...]
-    # why the card was shown (`words`, `agreement`, `meaning`, `always`) or withheld
-    # (`no-question`, `weak`): pipelines.search.abstention
+    # why the card was shown (`confident`, `always`) or withheld (`no-question`, `weak`):
+    # pipelines.search.abstention
     reason: Reason
     thresholds: Abstention = field(default_factory=Abstention)
+    # how sure the search is that the best article answers (pipelines.search.confidence);
+    # None when nothing was judged (no question, or `min_score: 0`)
+    confidence: float | None = None
 
     @property
     def articles(self) -> list[Article]:
@@ -112,6 +116,7 @@ class KnowledgeBase(BaseModel):
     def build(self) -> KnowledgeBase:
         """Index the articles (pipelines.search.semantic.ModelUnavailable when the embedding
         model's package is missing or broken)."""
+        confidence.model()  # read now: a damaged install fails at start, not in a turn
         self._index = SearchIndex([a.document() for a in self.articles])
         self._by_id = {a.id: a for a in self.articles}
         return self
@@ -142,7 +147,7 @@ class KnowledgeBase(BaseModel):
                 self._recent.popitem(last=False)
         else:
             self._recent.move_to_end(question)
-        chosen, reason = rule.select(analysis.candidates, limit)
+        chosen, reason, confidence = rule.select(analysis.candidates, limit)
         return SearchResult(
             terms=analysis.terms,
             corrections=analysis.corrections,
@@ -150,6 +155,7 @@ class KnowledgeBase(BaseModel):
             shown=tuple(Match(self._by_id[c.article_id], c) for c in chosen),
             reason=reason,
             thresholds=rule,
+            confidence=confidence,
         )
 
 

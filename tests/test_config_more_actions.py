@@ -184,6 +184,7 @@ def test_faq_settings_out_of_range_and_bad_bindings(tmp_path: Path) -> None:
         "- {key: f, action: faq, question_from: Guest.Name, max_results: 9, min_score: -1, "
         "next: done}",
         "- {key: h, action: faq, question_from: Guest.Name}",
+        "- {key: g, action: faq, question_from: Guest.Name, min_score: 1.2, next: done}",
         "- {key: i, action: faq, question_from: Guest.Name, prompt: 'Hi ${Guest.Nam}', "
         "solved_template: {type: AdaptiveCard, version: '1.5', body: [{type: TextBlock, "
         "text: '${Faq.ArticleTitl}'}]}, next: done}",
@@ -194,6 +195,10 @@ def test_faq_settings_out_of_range_and_bad_bindings(tmp_path: Path) -> None:
         where + "'f': `max_results`: Input should be less than or equal to 5",
         where + "'f': `min_score`: Input should be greater than or equal to 0",
         where + "'h': `next`: required setting is missing",
+        where + "'g': `min_score`: 1.2 is not a confidence: `min_score` is how sure the search "
+                "must be that the best article answers, from 0 (always show) to below 1 "
+                "(default 0.7); before issue 16's second round it counted words in common, so "
+                "drop an old value or set one like 0.7",
         where + "'i': `prompt`: unknown metadata name 'Guest.Nam': did you mean 'Guest.Name'?",
         where + "'i': `solved_template`: $.body[0].text: unknown metadata name "
                 "'Faq.ArticleTitl': did you mean 'Faq.ArticleTitle'?",

@@ -1,12 +1,13 @@
 """The FAQ's hit rate on the example knowledge base, with floors under the measured figures.
 
-58 articles (examples/kb/*.yaml) and two labelled sets: the development set
+58 articles (examples/kb/*.yaml) and three labelled sets: the development set
 (tests/faq_dev_set.yaml, 284 questions and 69 unanswerable: tuned on, and the source of the
-articles' example questions, so measured cross-validated) and the test set
-(tests/faq_test_set.yaml, 176 and 44: never tuned on). The floors are on the development set,
-next to the search before issue 16 (bench/faq_baseline.py) measured on the same questions in the
-same run; the test set's figures are reported by bench/faq_hit_rate.py and docs/faq.md, not
-asserted here (a floor on them would invite tuning on them).
+articles' example questions, so measured cross-validated) and two test sets
+(tests/faq_test_set.yaml, 176 and 44; tests/faq_test_set_3.yaml, 200 and 50: never tuned on).
+The floors are on the development set, next to the search before issue 16
+(bench/faq_baseline.py) measured on the same questions in the same run; the test sets' figures
+are reported by bench/faq_hit_rate.py and docs/faq.md, not asserted here (a floor on them would
+invite tuning on them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipelines.search.evaluation import LabelledSet, cross_validated, measure
 ROOT = Path(__file__).resolve().parents[1]
 DEV = LabelledSet.load(Path(__file__).parent / "faq_dev_set.yaml")
 TEST = LabelledSet.load(Path(__file__).parent / "faq_test_set.yaml")
+TEST_3 = LabelledSet.load(Path(__file__).parent / "faq_test_set_3.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def kb() -> KnowledgeBase:
     return knowledge
 
 
-@pytest.mark.parametrize("labelled", [DEV, TEST], ids=["dev", "test"])
+@pytest.mark.parametrize("labelled", [DEV, TEST, TEST_3], ids=["dev", "test", "test-3"])
 def test_the_labelled_sets_are_big_varied_and_point_at_real_articles(
     kb: KnowledgeBase, labelled: LabelledSet
 ) -> None:
@@ -47,13 +49,15 @@ def test_the_labelled_sets_are_big_varied_and_point_at_real_articles(
     assert not titles & {item.question.casefold() for item in labelled.answerable}
 
 
-def test_the_test_set_is_as_varied_as_users_and_shares_no_question_with_the_dev_set() -> None:
-    kinds = {kind for item in TEST.answerable for kind in item.kinds}
+@pytest.mark.parametrize("test", [TEST, TEST_3], ids=["test", "test-3"])
+def test_the_test_set_is_as_varied_as_users_and_shares_no_question_with_the_dev_set(
+        test: LabelledSet) -> None:
+    kinds = {kind for item in test.answerable for kind in item.kinds}
     assert kinds >= {"synonym", "typo", "short", "rambling", "first-person", "two-topics",
                      "negation", "false-friend"}
-    unanswerable = len(TEST.unanswerable) / (len(TEST.unanswerable) + len(TEST.answerable))
+    unanswerable = len(test.unanswerable) / (len(test.unanswerable) + len(test.answerable))
     assert unanswerable >= 0.20
-    questions = [i.question.casefold() for i in (*TEST.answerable, *TEST.unanswerable)]
+    questions = [i.question.casefold() for i in (*test.answerable, *test.unanswerable)]
     assert len(set(questions)) == len(questions)
     dev = {i.question.casefold() for i in (*DEV.answerable, *DEV.unanswerable)}
     assert not dev & set(questions)
@@ -72,11 +76,12 @@ def test_hit_rate_on_the_development_set_beats_bm25_alone(kb: KnowledgeBase) -> 
     print(f"  ranking alone: top-1 {ranking.top1:.3f}, top-3 {ranking.top3:.3f}")
     print(f"  BM25 only (before): top-1 {old.top1:.3f}, top-3 {old.top3:.3f}, "
           f"{old.unanswerable_shown} of {old.unanswerable}")
-    # measured (cross-validated): as shown 0.824 / 0.877, 7 of 69; ranking 0.870 / 0.940
+    # measured (cross-validated): as shown 0.831 / 0.880, 4 of 69; ranking 0.870 / 0.940
+    # (the hand-set rule before the confidence model: 0.824 / 0.877, 7 of 69)
     # BM25 only on the same questions: 0.764 / 0.838, 37 of 69
     assert shown.top1 >= 0.82 and shown.top1 > old.top1
     assert shown.top3 >= 0.87 and shown.top3 > old.top3
-    assert shown.unanswerable_shown <= 7 and shown.unanswerable_shown < old.unanswerable_shown
+    assert shown.unanswerable_shown <= 5 and shown.unanswerable_shown < old.unanswerable_shown
     assert ranking.top1 >= 0.86 and ranking.top3 >= 0.93
 
 
@@ -85,5 +90,6 @@ def test_the_articles_example_questions_are_development_questions_only(
     examples = {q.casefold() for a in kb.articles for q in a.questions}
     assert len(examples) >= 200
     assert examples <= {i.question.casefold() for i in DEV.answerable}
-    assert not examples & {i.question.casefold() for i in (*TEST.answerable,
-                                                            *TEST.unanswerable)}
+    for test in (TEST, TEST_3):
+        assert not examples & {i.question.casefold() for i in (*test.answerable,
+                                                                *test.unanswerable)}

@@ -57,7 +57,7 @@ async def test_every_answer_is_recorded_and_the_press_replaces_it(bot, new_chat)
     solved = by_question[SOLVED]
     assert solved["type"] == "faq_answer" and solved["tenantId"] == "service-desk"
     assert solved["stage"] == "faq" and solved["pipelineId"] == "triage"
-    assert solved["reason"] in ("words", "agreement", "meaning")
+    assert solved["reason"] == "confident" and 0.7 <= solved["confidence"] <= 1
     assert solved["shown"][0]["id"] == "it-laptop-slow"
     assert solved["shown"][0]["title"] == "Your computer is running slow"
     assert {"words", "wordsRank", "meaning", "meaningRank", "fused"} <= set(solved["shown"][0])
@@ -69,6 +69,7 @@ async def test_every_answer_is_recorded_and_the_press_replaces_it(bot, new_chat)
     for question in NO_CARD:
         withheld = by_question[question]
         assert withheld["shown"] == [] and withheld["reason"] == "weak"
+        assert 0 <= withheld["confidence"] < 0.7
         assert len(withheld["nearest"]) == 3 and withheld["outcome"] == "none"
     # one record per answer, replaced by the press, never doubled
     assert len({r["sessionId"] for r in records}) == len(records)

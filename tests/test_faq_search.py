@@ -18,6 +18,8 @@ import pytest
 from pipelines.knowledge import Article, KnowledgeBase
 from pipelines.loader import load_config
 from pipelines.search.abstention import Abstention
+from pipelines.search.confidence import FEATURES, Model
+from pipelines.search.coverage import Coverage, WordCoverage
 from pipelines.search.evaluation import Labelled, LabelledSet, cross_validated
 from pipelines.search.fusion import ranks, reciprocal_rank_fusion
 from pipelines.search.index import Candidate
@@ -105,7 +107,7 @@ def test_a_negation_decides_between_two_articles() -> None:
         Article(id="none", title="No internet at all", answer="Check the cable.",
                 keywords=["no internet", "offline"]),
     ]).build()
-    always = Abstention(min_words=0)
+    always = Abstention(min_confidence=0)
     assert kb.search("no internet", abstention=always).articles[0].id == "none"
     assert kb.search("internet slow", abstention=always).articles[0].id == "slow"
 
@@ -117,44 +119,81 @@ def test_a_day_off_is_annual_leave(kb: KnowledgeBase) -> None:
 # --------------------------------------------------------------------------- abstention
 
 
-def candidate(words: float, words_rank: int, meaning: float, meaning_rank: int) -> Candidate:
-    return Candidate("a", words, words_rank, meaning, meaning_rank, 0.0)
+def candidate(words: float, words_rank: int, meaning: float, meaning_rank: int, *,
+              coverage: float = 0.7, by_example: bool = False) -> Candidate:
+    return Candidate("a", words, words_rank, meaning, meaning_rank, 0.0, by_example=by_example,
+                     coverage=Coverage(mean=coverage, least=coverage, explained=coverage,
+                                       words=3))
 
 
-def test_abstention_needs_real_evidence() -> None:
-    rule = Abstention(min_words=0.8, min_meaning=0.6, agree_rank=3, agree_meaning=0.35,
-                      agree_words=0.3)
-    assert rule.reason(candidate(1.0, 1, 0.1, 9)) == "words"
-    assert rule.reason(candidate(0.4, 2, 0.4, 3)) == "agreement"
-    assert rule.reason(candidate(0.0, 0, 0.65, 1)) == "meaning"
-    # one common word, and a meaning that does not agree
-    assert rule.reason(candidate(0.5, 1, 0.1, 14)) is None
-    # both rank it first, but the words in common are too few
-    assert rule.reason(candidate(0.2, 1, 0.5, 1)) is None
-    # or the only one is a word most articles use
-    common = Candidate("a", 0.4, 1, 0.4, 1, 0.0, ("laptop",), (), one_common_word=True)
-    assert rule.reason(common) is None
-    assert Abstention(min_words=0).reason(candidate(0.0, 0, 0.0, 40)) == "always"
-    best, other = candidate(0.1, 1, 0.1, 1), candidate(2.0, 2, 0.9, 2)
-    assert rule.select((best, other), 3) == ((), "weak")
-    assert rule.select((), 3) == ((), "no-question")
+def test_confidence_grows_with_each_kind_of_evidence() -> None:
+    rule = Abstention()
+    other = candidate(0.2, 2, 0.2, 2)
+
+    def sure(best: Candidate) -> float:
+        return rule.confidence((best, other))
+
+    base = candidate(0.5, 1, 0.3, 1, coverage=0.5)
+    assert sure(candidate(1.5, 1, 0.3, 1, coverage=0.5)) > sure(base)  # more words in common
+    assert sure(candidate(0.5, 1, 0.6, 1, coverage=0.5)) > sure(base)  # closer meaning
+    assert sure(candidate(0.5, 1, 0.3, 1, coverage=1.0)) > sure(base)  # explains the question
+    strong = candidate(2.0, 1, 0.7, 1, coverage=1.0)
+    weak = candidate(0.3, 1, 0.15, 1, coverage=0.2)
+    assert sure(strong) > 0.9 and sure(weak) < 0.3
+
+
+def test_select_shows_only_when_sure_enough() -> None:
+    rule = Abstention(min_confidence=0.7)
+    weak, strong = candidate(0.3, 1, 0.15, 1, coverage=0.2), candidate(2.0, 1, 0.7, 1,
+                                                                       coverage=1.0)
+    shown, reason, confidence = rule.select((weak, strong), 3)
+    assert (shown, reason) == ((), "weak") and confidence is not None and confidence < 0.7
+    shown, reason, confidence = rule.select((strong, weak), 3)
+    assert shown == (strong, weak) and reason == "confident" and confidence > 0.7
+    assert rule.select((), 3) == ((), "no-question", None)
+    assert Abstention(min_confidence=0).select((weak,), 3) == ((weak,), "always", None)
 
 
 def test_a_cosine_from_an_example_question_counts_less() -> None:
-    rule = Abstention(min_meaning=0.6, example_discount=0.2)
-    title = Candidate("a", 0.0, 0, 0.7, 1, 0.0)
-    example = Candidate("a", 0.0, 0, 0.7, 1, 0.0, by_example=True)
-    assert rule.reason(title) == "meaning"
+    rule = Abstention()
+    other = candidate(0.2, 2, 0.2, 2)
+    title = candidate(0.5, 1, 0.5, 1)
     # "I left my keys at reception" is close to "I left my laptop on the train"
-    assert rule.reason(example) is None
-    assert rule.reason(Candidate("a", 0.0, 0, 0.85, 1, 0.0, by_example=True)) == "meaning"
+    example = candidate(0.5, 1, 0.5, 1, by_example=True)
+    assert rule.confidence((example, other)) < rule.confidence((title, other))
 
 
-def test_words_alone_need_a_meaning_that_is_not_far_off() -> None:
-    rule = Abstention(min_words=0.8, words_meaning=0.1)
-    # "where is the office library": one keyword of the open-source article, nothing else
-    assert rule.reason(candidate(1.2, 1, 0.05, 30)) is None
-    assert rule.reason(candidate(1.2, 1, 0.15, 30)) == "words"
+def test_words_the_article_does_not_explain_lower_the_confidence() -> None:
+    coverage = WordCoverage([("The printer is jammed", "printer, paper jam",
+                              "Open tray 2 and pull the paper out.")])
+    # "broken" and "machine" aside, the question is about coffee: nothing here explains it
+    coffee = coverage.of(words("the coffee machine on the 2nd floor is jammed"), 0)
+    printer = coverage.of(words("my printers are jammed with paper"), 0)
+    assert printer.mean == 1.0 and printer.least == 1.0  # same stems: printers, jammed
+    assert coffee.least < 0.3 and coffee.mean < printer.mean
+    assert coffee.words == 5 and printer.words == 3  # coffee machine 2nd floor jammed
+    assert coverage.of(words("hi there"), 0) == Coverage()
+
+
+def test_the_confidence_model_round_trips_and_refuses_other_features() -> None:
+    rng = np.random.default_rng(16)
+    features = rng.normal(size=(200, len(FEATURES)))
+    answers = (features[:, 0] + 0.5 * features[:, 1] > 0).astype(float)
+    model = Model.fit(features, answers)
+    assert model.weights[0] > model.weights[1] > 0
+    assert Model.from_json(model.to_json()).confidence(features[0]) == pytest.approx(
+        model.confidence(features[0]), abs=1e-4)
+    other = json.loads(model.to_json())
+    other["features"] = ["words"]
+    with pytest.raises(ValueError, match="faq_fit_confidence"):
+        Model.from_json(json.dumps(other))
+
+
+def test_the_shipped_model_is_what_the_fit_makes_of_the_development_set() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "faq_fit_confidence.py"),
+                          "--check"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "as fitted" in out.stdout
 
 
 @pytest.mark.parametrize("question", [
@@ -164,6 +203,7 @@ def test_words_alone_need_a_meaning_that_is_not_far_off() -> None:
     "Laptop fan is loud",  # "laptop", in 11 of the 58 articles
     "hi",
     "?",
+    "the car park is full",  # showed "Your mailbox is full" before issue 16
 ])
 def test_no_card_when_one_common_word_matches(kb: KnowledgeBase, question: str) -> None:
     result = kb.search(question)
@@ -180,7 +220,8 @@ def test_the_result_keeps_what_a_record_of_the_answer_needs(kb: KnowledgeBase) -
     result = kb.search("no wifi at my dessk", limit=2)
     assert result.terms == ("no~wifi", "wifi", "desk")
     assert result.corrections == {"dessk": "desk"}
-    assert result.reason in ("words", "agreement", "meaning")
+    assert result.reason == "confident"
+    assert result.confidence is not None and result.confidence >= 0.7
     assert [m.article.id for m in result.shown] == [c.article_id for c in result.candidates[:2]]
     best = result.shown[0].evidence
     assert best.article_id == "it-wifi-office" and best.words > 0 and -1 <= best.meaning <= 1
@@ -263,12 +304,14 @@ def test_reloading_unchanged_articles_does_not_embed_them_again() -> None:
     articles = [Article(id=f"cache-{i}", title=f"Cache test article {i}",
                         answer="Nothing to see.") for i in range(3)]
     first = KnowledgeBase(articles=articles).build()
-    assert first._index is not None and first._index.embedded in (0, 3)
+    # three titles and their words (cache, test, article), unless another test embedded them
+    assert first._index is not None and first._index.embedded <= 6
     again = KnowledgeBase(articles=articles).build()
     assert again._index is not None and again._index.embedded == 0
     changed = [*articles[:2], articles[2].model_copy(update={"title": "Changed title"})]
     third = KnowledgeBase(articles=changed).build()
-    assert third._index is not None and third._index.embedded == 1
+    # the changed title, and at most its two words
+    assert third._index is not None and 1 <= third._index.embedded <= 3
 
 
 NO_NETWORK = """
@@ -341,3 +384,27 @@ def test_the_bot_refuses_to_start_without_the_model_package(tmp_path: Path) -> N
     assert "Traceback" not in out.stderr
     assert "switchboard: configuration has 1 problem" in out.stderr
     assert "the FAQ search needs the Python package `wordllama`" in out.stderr
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"features": ["words"]}'],
+                         ids=["missing", "not-json", "other-features"])
+def test_config_validate_names_a_damaged_confidence_model(tmp_path: Path,
+                                                          content: str | None) -> None:
+    model = tmp_path / "confidence_model.json"
+    if content is not None:
+        model.write_text(content)
+    code = ("import runpy, sys\n"
+            "from pathlib import Path\n"
+            "import pipelines.search.confidence as confidence\n"
+            f"confidence.MODEL_FILE = Path({str(model)!r})\n"
+            "sys.argv = ['admin', 'config', 'validate', 'examples/helpdesk.yaml']\n"
+            "runpy.run_module('admin', run_name='__main__')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    [problem] = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert problem.startswith("error: examples/helpdesk.yaml > tenant 'service-desk': "
+                              "`knowledge_base`: the FAQ search cannot read its confidence "
+                              f"model {model}")
+    assert "reinstall Switchboard" in problem

@@ -1,15 +1,15 @@
 """`faq`: search the tenant's knowledge base for the guest's question and offer the answers.
 
 The question is a metadata value (`question_from`, e.g. the answer to an earlier question).
-When the evidence for the best article is real (pipelines.search.abstention: `min_score`
-distinctive words in common, or both rankings agreeing, or a close meaning), it and the next
-best that pass the same test (at most `max_results`) are shown on one card, each with "This
+When the search is sure enough that the best article answers (pipelines.search.abstention:
+its confidence, a model of the evidence, reaches `min_score`), it and the next best that share
+a word or come close in meaning (at most `max_results`) are shown on one card, each with "This
 solved it"; under them, "I still need help". Typed "solved" / "yes" (the best article) and
 "still need help" / "no" work too.
 
 - Solved: the session closes as `deflected`, with `Faq.ArticleId` and `Faq.ArticleTitle`.
 - Still need help: on to `next` (`Faq.Suggested` keeps the ids that were offered).
-- Nothing scores high enough (or there is no question): straight to `next`, no card.
+- Not sure enough (or there is no question): straight to `next`, no card.
 
 Every answer is kept, to learn from use (pipelines.search.records): the question, the articles
 shown with their scores, why the card was shown or withheld, and later what the guest pressed.
@@ -50,9 +50,9 @@ ARTICLE_TITLE = "Faq.ArticleTitle"
 SUGGESTED = "Faq.Suggested"
 # when the question was searched: the answer's record keeps it when the guest presses later
 ASKED_AT = "Faq.AskedAt"
-# the words in common that show a card on their own, in distinctive words
-# (pipelines.search.lexical); chosen on tests/faq_dev_set.yaml (docs/faq.md); 0 = always show
-DEFAULT_MIN_SCORE = Abstention().min_words
+# how sure the search must be that the best article answers (0 to 1: pipelines.search.
+# confidence); chosen on tests/faq_dev_set.yaml (docs/faq.md); 0 = always show
+DEFAULT_MIN_SCORE = Abstention().min_confidence
 
 SOLVED_WORDS = frozenset({
     "solved", "yes", "y", "yep", "yeah", "this solved it", "that solved it", "it solved it",
@@ -69,9 +69,9 @@ class FaqStage(StageConfig):
     # the metadata name that holds the guest's question, e.g. Answers.Need
     question_from: str
     max_results: int = Field(default=3, ge=1, le=5)
-    # distinctive words in common that show a card on their own (other evidence may too);
-    # 0 shows the best article whatever the evidence
-    min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0, le=100)
+    # how sure the search must be that the best article answers, 0 to 1 (below 1); 0 shows
+    # the best article whatever the evidence
+    min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0)
     prompt: str = Field(
         default="These articles may answer your question:", min_length=1, max_length=2000
     )
@@ -90,8 +90,20 @@ class FaqStage(StageConfig):
             )
         return value
 
+    @field_validator("min_score")
+    @classmethod
+    def _confidence(cls, value: float) -> float:
+        if value >= 1:
+            raise ValueError(
+                f"{value:g} is not a confidence: `min_score` is how sure the search must be "
+                f"that the best article answers, from 0 (always show) to below 1 (default "
+                f"{DEFAULT_MIN_SCORE:g}); before issue 16's second round it counted words in "
+                "common, so drop an old value or set one like 0.7"
+            )
+        return value
+
     def abstention(self) -> Abstention:
-        return Abstention(min_words=self.min_score)
+        return Abstention(min_confidence=self.min_score)
 
     def template_refs(self) -> dict[str, TemplateRef]:
         return {"solved_template": self.solved_template}
@@ -214,6 +226,7 @@ def _record(ctx: StageContext, stage: FaqStage, question: str, result: SearchRes
         at=asked, tenant_id=ctx.tenant.id, pipeline_id=ctx.pipeline.id, stage=stage.key,
         question=question, terms=list(result.terms), corrections=dict(result.corrections),
         reason=result.reason,
+        confidence=None if result.confidence is None else round(result.confidence, 4),
         shown=[Evidence.of(candidates[a.id], a.title) if a.id in candidates
                else Evidence(id=a.id, title=a.title) for a in on_card],
         nearest=[Evidence.of(c, titles.get(c.article_id, c.article_id))

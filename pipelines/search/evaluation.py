@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ import yaml
 if TYPE_CHECKING:
     from pipelines.knowledge import Article, KnowledgeBase
 
-__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "measure"]
+__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "fold_bases", "measure"]
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,9 @@ def merge(rates: Sequence[HitRate]) -> HitRate:
     )
 
 
-def cross_validated(articles: Sequence[Article], labelled: LabelledSet,
-                    search: Callable[[KnowledgeBase, str], list[str]], *, folds: int = 5,
-                    seed: int = 16) -> HitRate:
-    """`labelled` measured in `folds` parts, each on the articles without the example
+def fold_bases(articles: Sequence[Article], labelled: LabelledSet, *, count: int = 5,
+          seed: int = 16) -> Iterator[tuple[LabelledSet, KnowledgeBase]]:
+    """`labelled` in `count` parts, each with a base of the articles without the example
     questions that part asks (compared casefolded), so no question is graded by a base that
     holds it."""
     from pipelines.knowledge import KnowledgeBase
@@ -147,14 +146,21 @@ def cross_validated(articles: Sequence[Article], labelled: LabelledSet,
     answerable, unanswerable = list(labelled.answerable), list(labelled.unanswerable)
     rng.shuffle(answerable)
     rng.shuffle(unanswerable)
-    rates = []
-    for fold in range(folds):
-        part = LabelledSet(tuple(answerable[fold::folds]), tuple(unanswerable[fold::folds]))
+    for fold in range(count):
+        part = LabelledSet(tuple(answerable[fold::count]), tuple(unanswerable[fold::count]))
         held = {i.question.casefold() for i in (*part.answerable, *part.unanswerable)}
         base = KnowledgeBase(articles=[
             a.model_copy(update={"questions": [q for q in a.questions
                                                if q.casefold() not in held]})
             for a in articles
         ]).build()
-        rates.append(measure(lambda q, base=base: search(base, q), part))
-    return merge(rates)
+        yield part, base
+
+
+def cross_validated(articles: Sequence[Article], labelled: LabelledSet,
+                    search: Callable[[KnowledgeBase, str], list[str]], *, folds: int = 5,
+                    seed: int = 16) -> HitRate:
+    """`labelled` measured in `folds` parts, each on a base that has not seen that part's
+    questions (`fold_bases`)."""
+    return merge([measure(lambda q, base=base: search(base, q), part)
+                  for part, base in fold_bases(articles, labelled, count=folds, seed=seed)])

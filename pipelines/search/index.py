@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipelines.search import semantic, text
+from pipelines.search.coverage import Coverage, WordCoverage
 from pipelines.search.fusion import ranks, reciprocal_rank_fusion
 from pipelines.search.lexical import TITLE_WEIGHT, Lexical
 from pipelines.search.typos import Speller
@@ -58,6 +59,9 @@ class Candidate:
     one_common_word: bool = False
     # the cosine came from the article's example questions, not its title and keywords
     by_example: bool = False
+    # how much of the question it explains word by word: the best candidate's only (the one
+    # pipelines.search.abstention judges)
+    coverage: Coverage | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class SearchIndex:
                 self.example_vectors[row] = mean / max(float(np.linalg.norm(mean)), 1e-9)
                 start += len(d.questions)
         self.has_examples = np.asarray([bool(d.questions) for d in self.documents])
+        self.coverage = WordCoverage([(d.title, *d.keywords, d.answer, *d.questions)
+                                      for d in self.documents])
+        self.embedded += self.coverage.embedded
 
     def meaning(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each article's cosine with the question: the closer of its title and keywords and
@@ -140,8 +147,9 @@ class SearchIndex:
                 one_common_word=_one_common(question_terms & (self.about_terms[i]
                                                               | self.answer_terms[i]), common),
                 by_example=bool(by_example[i]),
+                coverage=self.coverage.of(words, int(i)) if rank == 0 else None,
             )
-            for i in best
+            for rank, i in enumerate(best)
         )
         return Analysis(
             terms=tuple(terms),

@@ -71,9 +71,11 @@ class FaqAnswer(_Body):
     question: str
     terms: list[str]
     corrections: dict[str, str]
-    # why the card was shown (words, agreement, meaning, always) or withheld (weak,
-    # no-question): pipelines.search.abstention
+    # why the card was shown (confident, always; before the confidence model: words,
+    # agreement, meaning) or withheld (weak, no-question): pipelines.search.abstention
     reason: str
+    # how sure the search was that the best article answers (0 to 1); none in older records
+    confidence: float | None = None
     shown: list[Evidence]
     nearest: list[Evidence]
     outcome: Outcome = "none"

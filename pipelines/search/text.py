@@ -18,7 +18,7 @@ import functools
 import re
 from typing import Any
 
-__all__ = ["JOIN", "Token", "stemmer", "surface_words", "terms", "words"]
+__all__ = ["JOIN", "Token", "content_words", "stemmer", "surface_words", "terms", "words"]
 
 # a negation or particle and its neighbour, in one term
 JOIN = "~"
@@ -53,6 +53,14 @@ def surface_words(text: str) -> set[str]:
         if len(parts) > 1:
             found.add("".join(parts))
     return found
+
+
+def content_words(word_list: list[str]) -> list[str]:
+    """The words that say what a question is about: no stopword, negation, particle, number or
+    single letter (pipelines.search.coverage explains each of them by an article's words)."""
+    stop = _stopwords()
+    return [w for w in word_list if w not in stop and w not in NEGATIONS and w not in PARTICLES
+            and not w.isdigit() and len(w) > 1]
 
 
 @functools.cache
