@@ -56,7 +56,7 @@ before = rss()
 from pipelines.search import semantic
 semantic.encoder().embed(["warm the model up"])
 model = rss()
-from pipelines.search.typos import english_words
+from pipelines.search.english import english_words
 english_words()
 print(model - before, rss() - model)
 """

@@ -197,8 +197,8 @@ def test_faq_settings_out_of_range_and_bad_bindings(tmp_path: Path) -> None:
         where + "'h': `next`: required setting is missing",
         where + "'g': `min_score`: 1.2 is not a confidence: `min_score` is how sure the search "
                 "must be that the best article answers, from 0 (always show) to below 1 "
-                "(default 0.7); before issue 16's second round it counted words in common, so "
-                "drop an old value or set one like 0.7",
+                "(default 0.8); before issue 16's second round it counted words in common, so "
+                "drop the old value to use the default",
         where + "'i': `prompt`: unknown metadata name 'Guest.Nam': did you mean 'Guest.Name'?",
         where + "'i': `solved_template`: $.body[0].text: unknown metadata name "
                 "'Faq.ArticleTitl': did you mean 'Faq.ArticleTitle'?",

@@ -17,7 +17,8 @@ import pytest
 
 from pipelines.knowledge import Article, KnowledgeBase
 from pipelines.loader import load_config
-from pipelines.search.abstention import Abstention
+from pipelines.search import semantic, text
+from pipelines.search.abstention import MIN_CONFIDENCE, Abstention
 from pipelines.search.confidence import FEATURES, Model
 from pipelines.search.coverage import Coverage, WordCoverage
 from pipelines.search.evaluation import Labelled, LabelledSet, cross_validated
@@ -167,12 +168,35 @@ def test_words_the_article_does_not_explain_lower_the_confidence() -> None:
     coverage = WordCoverage([("The printer is jammed", "printer, paper jam",
                               "Open tray 2 and pull the paper out.")])
     # "broken" and "machine" aside, the question is about coffee: nothing here explains it
-    coffee = coverage.of(words("the coffee machine on the 2nd floor is jammed"), 0)
-    printer = coverage.of(words("my printers are jammed with paper"), 0)
+    coffee = coverage.explain(words("the coffee machine on the 2nd floor is jammed"), [0]).of(0)
+    printer = coverage.explain(words("my printers are jammed with paper"), [0]).of(0)
     assert printer.mean == 1.0 and printer.least == 1.0  # same stems: printers, jammed
     assert coffee.least < 0.3 and coffee.mean < printer.mean
     assert coffee.words == 5 and printer.words == 3  # coffee machine 2nd floor jammed
-    assert coverage.of(words("hi there"), 0) == Coverage()
+    assert coverage.explain(words("hi there"), [0]).of(0) == Coverage()
+
+
+def test_the_coverage_ranking_finds_the_article_a_rare_word_points_at() -> None:
+    coverage = WordCoverage([
+        ("Harassment and bullying", "harassment, bullying", "Talk to HR in confidence."),
+        ("Your team's meetings", "team, meetings, calendar", "Book them in Outlook."),
+        ("It",),  # a title of stopwords only: no content word, never explained
+    ])
+    # no word in common with the first article but "bullied" (same stem as "bullying"); the
+    # second has "team", a commoner word, and the meaning of "shouting" is far from both
+    explained = coverage.explain(words("my team lead keeps shouting and I feel bullied"),
+                                 [0, 1, 2])
+    ranking = explained.ranking()
+    assert ranking[0] > ranking[1] > ranking[2] == 0
+    # only the articles asked about are explained; the others rank nowhere
+    some = coverage.explain(words("my team lead keeps shouting and I feel bullied"), [1])
+    assert some.ranking()[0] == 0 and some.of(0) is None
+    assert some.ranking()[1] == pytest.approx(ranking[1], abs=1e-6)
+    assert explained.of(2).mean == 0 and explained.of(0).explained == explained.of(1).explained
+    # each explains one word exactly; the rarer one ranks it first: "bullied" outweighs "team"
+    rarity = dict(zip(text.content_words(words("my team lead keeps shouting and I feel "
+                                                 "bullied")), explained.rarity, strict=True))
+    assert rarity["bullied"] > rarity["team"] > 1 and rarity["keeps"] < rarity["bullied"]
 
 
 def test_the_confidence_model_round_trips_and_refuses_other_features() -> None:
@@ -221,7 +245,7 @@ def test_the_result_keeps_what_a_record_of_the_answer_needs(kb: KnowledgeBase) -
     assert result.terms == ("no~wifi", "wifi", "desk")
     assert result.corrections == {"dessk": "desk"}
     assert result.reason == "confident"
-    assert result.confidence is not None and result.confidence >= 0.7
+    assert result.confidence is not None and result.confidence >= MIN_CONFIDENCE
     assert [m.article.id for m in result.shown] == [c.article_id for c in result.candidates[:2]]
     best = result.shown[0].evidence
     assert best.article_id == "it-wifi-office" and best.words > 0 and -1 <= best.meaning <= 1
@@ -408,3 +432,20 @@ def test_config_validate_names_a_damaged_confidence_model(tmp_path: Path,
                               "`knowledge_base`: the FAQ search cannot read its confidence "
                               f"model {model}")
     assert "reinstall Switchboard" in problem
+
+
+def test_the_coverage_is_the_same_whichever_way_the_cosines_are_computed() -> None:
+    texts = [(f"Article {i}", f"topic{i}, printer{i % 3}", f"Answer about {w} and paper")
+             for i, w in enumerate(["toner", "wifi", "laptop", "leave", "payslip", "badge",
+                                    "vpn", "monitor", "teams", "password", "bitlocker", "mfa"])]
+    coverage = WordCoverage(texts)
+    question = words("my wireless printer has no paper and the laptop battery died")
+    qvecs = semantic.encoder().embed(text.content_words(question))
+    stems = [text.stemmer().stemWord(w) for w in text.content_words(question)]
+    for pool in ([0], [3, 7], list(range(12))):  # small pools copy rows, big ones multiply all
+        got = coverage.explain(question, pool).scores
+        for col, article in enumerate(pool):
+            rows = coverage.rows[article]
+            naive = (qvecs @ coverage.vectors[rows].T).max(axis=1)
+            naive = np.where([s in coverage.stems[article] for s in stems], 1.0, naive)
+            assert np.allclose(got[:, col], naive, atol=1e-6)

@@ -98,7 +98,7 @@ class FaqStage(StageConfig):
                 f"{value:g} is not a confidence: `min_score` is how sure the search must be "
                 f"that the best article answers, from 0 (always show) to below 1 (default "
                 f"{DEFAULT_MIN_SCORE:g}); before issue 16's second round it counted words in "
-                "common, so drop an old value or set one like 0.7"
+                "common, so drop the old value to use the default"
             )
         return value
 

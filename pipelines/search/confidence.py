@@ -12,9 +12,10 @@ The evidence (`FEATURES`), for the best candidate: its words in common (BM25, in
 words, capped at 3), its cosine (an example question's counts `EXAMPLE_DISCOUNT` less: questions
 resemble each other more than a question and a title do), how much of the question it explains
 word by word (pipelines.search.coverage: the mean, the least explained word, the share
-explained), whether each ranking puts it first and both in their first three, how far its
-cosine is ahead of the next candidate's, whether its only word in common is one many articles
-use, and how many content words the question has ("hi", "tell me a joke" have none or one).
+explained), whether the words (BM25) and the meaning rankings each put it first and both in
+their first three, how far its cosine is ahead of the next candidate's, whether its only word
+in common is one many articles use, and how many content words the question has ("hi", "tell
+me a joke" have none or one).
 Chosen on the development set split by author (docs/faq.md): with six of these the model
 carded more unanswerable questions and kept fewer answers; without the word-by-word coverage,
 more still.

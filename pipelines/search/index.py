@@ -1,5 +1,6 @@
-"""One knowledge base's search: words (BM25) and meaning (embeddings), fused, with the
-evidence for each candidate that the abstention rule reads."""
+"""One knowledge base's search: words (BM25), meaning (sentence embeddings) and word-by-word
+coverage (pipelines.search.coverage), fused, with the evidence for each candidate that the
+confidence model reads (pipelines.search.confidence)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipelines.search import semantic, text
-from pipelines.search.coverage import Coverage, WordCoverage
+from pipelines.search.coverage import Coverage, Explained, WordCoverage
 from pipelines.search.fusion import ranks, reciprocal_rank_fusion
 from pipelines.search.lexical import TITLE_WEIGHT, Lexical
 from pipelines.search.typos import Speller
@@ -20,6 +21,8 @@ __all__ = ["Candidate", "Document", "SearchIndex"]
 CANDIDATES = 10
 # a word in more than this share of the articles is common ("laptop" in an IT base)
 COMMON_SHARE = 0.15
+# the word-by-word coverage ranks the articles the other two rankings put in their first POOL
+POOL = 20
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,13 @@ class SearchIndex:
         examples = np.where(self.has_examples, self.example_vectors @ query, -1.0)
         return np.maximum(about, examples), examples > about
 
+    def _coverage(self, explained: Explained, words: list[str], article: int) -> Coverage:
+        found = explained.of(article)
+        if found is None:  # fused first from outside the pool (rare): explain it alone
+            found = self.coverage.explain(words, [article]).of(article)
+        assert found is not None
+        return found
+
     def analyse(self, question: str) -> Analysis:
         words, corrections = self.speller.correct(text.words(question))
         if not words:  # "?", an emoji: nothing to search by
@@ -127,7 +137,10 @@ class SearchIndex:
         meaning, by_example = self.meaning(query)
         word_ranks = ranks(word_scores, floor=0.0)
         meaning_ranks = ranks(meaning)
-        fused = reciprocal_rank_fusion(word_ranks, meaning_ranks)
+        pool = np.flatnonzero(((word_ranks > 0) & (word_ranks <= POOL)) | (meaning_ranks <= POOL))
+        explained = self.coverage.explain(words, pool)
+        coverage_ranks = ranks(explained.ranking(), floor=0.0)
+        fused = reciprocal_rank_fusion(word_ranks, meaning_ranks, coverage_ranks)
         # ties (an article only one ranking knows, at the same rank) go to the closer meaning
         best = np.lexsort((-meaning, -fused))[:CANDIDATES]
         question_terms = set(terms)
@@ -147,7 +160,7 @@ class SearchIndex:
                 one_common_word=_one_common(question_terms & (self.about_terms[i]
                                                               | self.answer_terms[i]), common),
                 by_example=bool(by_example[i]),
-                coverage=self.coverage.of(words, int(i)) if rank == 0 else None,
+                coverage=self._coverage(explained, words, int(i)) if rank == 0 else None,
             )
             for rank, i in enumerate(best)
         )

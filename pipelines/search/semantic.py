@@ -39,6 +39,8 @@ MODEL_ID = f"{PACKAGE}/{WEIGHTS}"
 REQUIREMENT = "wordllama>=0.4,<0.5"
 # article vectors kept for reloads: 20,000 x 256 float32 = 20 MB at most
 CACHE_SIZE = 20_000
+# up to this many texts are tokenized one by one in the caller's thread
+FEW = 16
 
 
 class ModelUnavailable(RuntimeError):
@@ -57,8 +59,12 @@ class Encoder:
         """Unit vectors, one row per text (a text without a token gets zeros)."""
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         last = self.weights.shape[0] - 1
-        for row, encoding in enumerate(self.tokenizer.encode_batch(texts,
-                                                                  add_special_tokens=False)):
+        # a few texts (a guest's question, its words) are encoded here, in this thread:
+        # encode_batch hands them to a thread pool, whose hand-offs cost more than the work
+        encodings = ([self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+                     if len(texts) <= FEW else
+                     self.tokenizer.encode_batch(texts, add_special_tokens=False))
+        for row, encoding in enumerate(encodings):
             ids = np.clip(np.asarray(encoding.ids, dtype=np.int64), 0, last)
             if ids.size:
                 out[row] = self.weights[ids].astype(np.float32).mean(axis=0)

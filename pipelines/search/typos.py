@@ -10,26 +10,17 @@ know them joined ("one drive" -> "onedrive", "pay slip" -> "payslip").
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Iterable
 
+from pipelines.search.english import english_words
 from pipelines.search.text import stemmer
 
-__all__ = ["Speller", "english_words"]
+__all__ = ["Speller"]
 
 # the shortest word that is corrected, and the edits allowed by length
 MIN_LENGTH = 4
 LONG_WORD = 7  # from this length, two edits; below it, one
-
-
-@functools.cache
-def english_words() -> frozenset[str]:
-    """The English words of symspellpy's bundled frequency dictionary (read once)."""
-    from importlib.resources import files
-
-    text = (files("symspellpy") / "frequency_dictionary_en_82_765.txt").read_text("utf-8")
-    return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
 
 
 class Speller:
