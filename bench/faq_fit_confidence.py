@@ -36,7 +36,12 @@ from pipelines.loader import load_config  # noqa: E402
 from pipelines.search import confidence  # noqa: E402
 from pipelines.search.abstention import Abstention  # noqa: E402
 from pipelines.search.confidence import FEATURES, MODEL_FILE, Model, evidence  # noqa: E402
-from pipelines.search.evaluation import Labelled, LabelledSet, fold_bases  # noqa: E402
+from pipelines.search.evaluation import (  # noqa: E402
+    Labelled,
+    LabelledSet,
+    fold_bases,
+    without_examples,
+)
 from pipelines.search.index import Candidate  # noqa: E402
 from pipelines.search.semantic import ModelUnavailable  # noqa: E402
 
@@ -87,12 +92,7 @@ def by_author() -> list[Row]:
         part = LabelledSet(
             tuple(i for i in labelled.answerable if (i.question in other) == mine),
             tuple(i for i in labelled.unanswerable if (i.question in other) == mine))
-        held = {i.question.casefold() for i in (*part.answerable, *part.unanswerable)}
-        base = KnowledgeBase(articles=[
-            a.model_copy(update={"questions": [q for q in a.questions
-                                               if q.casefold() not in held]})
-            for a in articles]).build()
-        out.extend(_searched(half, part, base))
+        out.extend(_searched(half, part, without_examples(articles, part)))
     return out
 
 

@@ -25,7 +25,8 @@ import yaml
 if TYPE_CHECKING:
     from pipelines.knowledge import Article, KnowledgeBase
 
-__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "fold_bases", "measure"]
+__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "fold_bases", "measure",
+           "without_examples"]
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,24 @@ def merge(rates: Sequence[HitRate]) -> HitRate:
     )
 
 
+def without_examples(articles: Sequence[Article], part: LabelledSet) -> KnowledgeBase:
+    """A base of `articles` whose example questions leave out the questions `part` asks
+    (compared casefolded), so none of them is graded by a base that holds it."""
+    from pipelines.knowledge import KnowledgeBase
+
+    held = {i.question.casefold() for i in (*part.answerable, *part.unanswerable)}
+    return KnowledgeBase(articles=[
+        a.model_copy(update={"questions": [q for q in a.questions
+                                           if q.casefold() not in held]})
+        for a in articles
+    ]).build()
+
+
 def fold_bases(articles: Sequence[Article], labelled: LabelledSet, *, count: int = 5,
           seed: int = 16) -> Iterator[tuple[LabelledSet, KnowledgeBase]]:
     """`labelled` in `count` parts, each with a base of the articles without the example
     questions that part asks (compared casefolded), so no question is graded by a base that
     holds it."""
-    from pipelines.knowledge import KnowledgeBase
 
     rng = random.Random(seed)
     answerable, unanswerable = list(labelled.answerable), list(labelled.unanswerable)
@@ -148,13 +161,7 @@ def fold_bases(articles: Sequence[Article], labelled: LabelledSet, *, count: int
     rng.shuffle(unanswerable)
     for fold in range(count):
         part = LabelledSet(tuple(answerable[fold::count]), tuple(unanswerable[fold::count]))
-        held = {i.question.casefold() for i in (*part.answerable, *part.unanswerable)}
-        base = KnowledgeBase(articles=[
-            a.model_copy(update={"questions": [q for q in a.questions
-                                               if q.casefold() not in held]})
-            for a in articles
-        ]).build()
-        yield part, base
+        yield part, without_examples(articles, part)
 
 
 def cross_validated(articles: Sequence[Article], labelled: LabelledSet,
