@@ -1,9 +1,10 @@
 """The FAQ's hit rate on the example knowledge base, with floors under the measured figures.
 
-58 articles (examples/kb/*.yaml) and three labelled sets: the development set
-(tests/faq_dev_set.yaml, 284 questions and 69 unanswerable: tuned on, and the source of the
-articles' example questions, so measured cross-validated) and two test sets
-(tests/faq_test_set.yaml, 176 and 44; tests/faq_test_set_3.yaml, 200 and 50: never tuned on).
+58 articles (examples/kb/*.yaml) and four labelled sets: the development set
+(tests/faq_dev_set.yaml, 597 questions and 143 unanswerable, by four authors: tuned on, and the
+source of the articles' example questions, so measured cross-validated) and three test sets
+(tests/faq_test_set.yaml, 176 and 44; faq_test_set_3.yaml and faq_test_set_4.yaml, 200 and 50
+each: never tuned on).
 The floors are on the development set, next to the search before issue 16
 (bench/faq_baseline.py) measured on the same questions in the same run; the test sets' figures
 are reported by bench/faq_hit_rate.py and docs/faq.md, not asserted here (a floor on them would
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEV = LabelledSet.load(Path(__file__).parent / "faq_dev_set.yaml")
 TEST = LabelledSet.load(Path(__file__).parent / "faq_test_set.yaml")
 TEST_3 = LabelledSet.load(Path(__file__).parent / "faq_test_set_3.yaml")
+TEST_4 = LabelledSet.load(Path(__file__).parent / "faq_test_set_4.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,8 @@ def kb() -> KnowledgeBase:
     return knowledge
 
 
-@pytest.mark.parametrize("labelled", [DEV, TEST, TEST_3], ids=["dev", "test", "test-3"])
+@pytest.mark.parametrize("labelled", [DEV, TEST, TEST_3, TEST_4],
+                         ids=["dev", "test", "test-3", "test-4"])
 def test_the_labelled_sets_are_big_varied_and_point_at_real_articles(
     kb: KnowledgeBase, labelled: LabelledSet
 ) -> None:
@@ -49,7 +52,7 @@ def test_the_labelled_sets_are_big_varied_and_point_at_real_articles(
     assert not titles & {item.question.casefold() for item in labelled.answerable}
 
 
-@pytest.mark.parametrize("test", [TEST, TEST_3], ids=["test", "test-3"])
+@pytest.mark.parametrize("test", [TEST, TEST_3, TEST_4], ids=["test", "test-3", "test-4"])
 def test_the_test_set_is_as_varied_as_users_and_shares_no_question_with_the_dev_set(
         test: LabelledSet) -> None:
     kinds = {kind for item in test.answerable for kind in item.kinds}
@@ -76,13 +79,14 @@ def test_hit_rate_on_the_development_set_beats_bm25_alone(kb: KnowledgeBase) -> 
     print(f"  ranking alone: top-1 {ranking.top1:.3f}, top-3 {ranking.top3:.3f}")
     print(f"  BM25 only (before): top-1 {old.top1:.3f}, top-3 {old.top3:.3f}, "
           f"{old.unanswerable_shown} of {old.unanswerable}")
-    # measured (cross-validated): as shown 0.831 / 0.880, 4 of 69; ranking 0.870 / 0.940
-    # (the hand-set rule before the confidence model: 0.824 / 0.877, 7 of 69)
-    # BM25 only on the same questions: 0.764 / 0.838, 37 of 69
-    assert shown.top1 >= 0.82 and shown.top1 > old.top1
-    assert shown.top3 >= 0.87 and shown.top3 > old.top3
-    assert shown.unanswerable_shown <= 5 and shown.unanswerable_shown < old.unanswerable_shown
-    assert ranking.top1 >= 0.86 and ranking.top3 >= 0.93
+    # measured (cross-validated): as shown 0.771 / 0.821, 13 of 143; ranking 0.863 / 0.946;
+    # BM25 only on the same questions: 0.692 / 0.784, 90 of 143. (Before the third and fourth
+    # authors' questions joined the set, 283 and 67 of one author's kind: 0.816 / 0.869, 2 of 67;
+    # ranking 0.880 / 0.951.)
+    assert shown.top1 >= 0.76 and shown.top1 > old.top1
+    assert shown.top3 >= 0.81 and shown.top3 > old.top3
+    assert shown.unanswerable_shown <= 16 and shown.unanswerable_shown < old.unanswerable_shown
+    assert ranking.top1 >= 0.85 and ranking.top3 >= 0.93
 
 
 def test_the_articles_example_questions_are_development_questions_only(
@@ -90,6 +94,18 @@ def test_the_articles_example_questions_are_development_questions_only(
     examples = {q.casefold() for a in kb.articles for q in a.questions}
     assert len(examples) >= 200
     assert examples <= {i.question.casefold() for i in DEV.answerable}
-    for test in (TEST, TEST_3):
+    for test in (TEST, TEST_3, TEST_4):
         assert not examples & {i.question.casefold() for i in (*test.answerable,
                                                                 *test.unanswerable)}
+
+
+def test_every_development_question_has_its_author() -> None:
+    """The by-author tables (bench/faq_fit_confidence.py) read the authors from the set's blocks:
+    a block nobody is named for would be lumped with the one before it, or stop the script."""
+    from bench.faq_fit_confidence import AUTHORS, authors
+
+    wrote = authors()
+    asked = [i.question for i in (*DEV.answerable, *DEV.unanswerable)]
+    assert set(asked) == set(wrote)
+    per_author = {a: sum(1 for q in asked if wrote[q] == a) for a in set(AUTHORS.values())}
+    assert len(per_author) == 4 and min(per_author.values()) >= 150, per_author
