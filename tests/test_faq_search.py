@@ -449,3 +449,23 @@ def test_the_coverage_is_the_same_whichever_way_the_cosines_are_computed() -> No
             naive = (qvecs @ coverage.vectors[rows].T).max(axis=1)
             naive = np.where([s in coverage.stems[article] for s in stems], 1.0, naive)
             assert np.allclose(got[:, col], naive, atol=1e-6)
+
+
+def test_loading_the_model_keeps_blas_in_the_calling_thread() -> None:
+    """A search's products are small: BLAS worker threads would cost more than the work and
+    wait for a core on a busy machine (pipelines/search/semantic.py)."""
+    probe = textwrap.dedent("""
+        import sys, numpy, threadpoolctl
+        sys.path.insert(0, sys.argv[1])
+        def blas():
+            return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                    if i["user_api"] == "blas"]
+        threadpoolctl.threadpool_limits(limits=3, user_api="blas")  # as on a 3-core machine
+        before = blas()
+        from pipelines.search import semantic
+        semantic.encoder()
+        print(before, blas())
+    """)
+    out = subprocess.run([sys.executable, "-c", probe, str(ROOT)], capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["[3]", "[1]"], out.stdout
