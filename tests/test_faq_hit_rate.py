@@ -27,6 +27,7 @@ DEV = LabelledSet.load(Path(__file__).parent / "faq_dev_set.yaml")
 TEST = LabelledSet.load(Path(__file__).parent / "faq_test_set.yaml")
 TEST_3 = LabelledSet.load(Path(__file__).parent / "faq_test_set_3.yaml")
 TEST_4 = LabelledSet.load(Path(__file__).parent / "faq_test_set_4.yaml")
+TEST_5 = LabelledSet.load(Path(__file__).parent / "faq_test_set_5.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,8 @@ def kb() -> KnowledgeBase:
     return knowledge
 
 
-@pytest.mark.parametrize("labelled", [DEV, TEST, TEST_3, TEST_4],
-                         ids=["dev", "test", "test-3", "test-4"])
+@pytest.mark.parametrize("labelled", [DEV, TEST, TEST_3, TEST_4, TEST_5],
+                         ids=["dev", "test", "test-3", "test-4", "test-5"])
 def test_the_labelled_sets_are_big_varied_and_point_at_real_articles(
     kb: KnowledgeBase, labelled: LabelledSet
 ) -> None:
@@ -52,7 +53,8 @@ def test_the_labelled_sets_are_big_varied_and_point_at_real_articles(
     assert not titles & {item.question.casefold() for item in labelled.answerable}
 
 
-@pytest.mark.parametrize("test", [TEST, TEST_3, TEST_4], ids=["test", "test-3", "test-4"])
+@pytest.mark.parametrize("test", [TEST, TEST_3, TEST_4, TEST_5],
+                         ids=["test", "test-3", "test-4", "test-5"])
 def test_the_test_set_is_as_varied_as_users_and_shares_no_question_with_the_dev_set(
         test: LabelledSet) -> None:
     kinds = {kind for item in test.answerable for kind in item.kinds}
@@ -94,7 +96,7 @@ def test_the_articles_example_questions_are_development_questions_only(
     examples = {q.casefold() for a in kb.articles for q in a.questions}
     assert len(examples) >= 200
     assert examples <= {i.question.casefold() for i in DEV.answerable}
-    for test in (TEST, TEST_3, TEST_4):
+    for test in (TEST, TEST_3, TEST_4, TEST_5):
         assert not examples & {i.question.casefold() for i in (*test.answerable,
                                                                 *test.unanswerable)}
 
