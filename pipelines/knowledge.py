@@ -1,9 +1,11 @@
 """A tenant's knowledge base: FAQ articles, checked when the config loads, and their search.
 
 Articles live in YAML or JSON files next to the config (`knowledge_base: kb/it.yaml`, or a list
-of files), each `{articles: [{id, title, answer, keywords, questions, link}, ...]}`. The loader
-reads and checks them and builds each tenant's search index once, there (`pipelines.search`:
-words and meaning, fused, with abstention); a guest's turn only analyses the question.
+of files), each `{articles: [{id, title, answer, keywords, questions, link}, ...]}`; a file may
+also list `out_of_scope`: questions people asked that no article answers (evidence for staying
+quiet: pipelines.search.out_of_scope). The loader reads and checks them and builds each
+tenant's search index once, there (`pipelines.search`: words and meaning, fused, with
+abstention); a guest's turn only analyses the question.
 """
 
 from __future__ import annotations
@@ -20,16 +22,20 @@ from pipelines.problems import explain
 from pipelines.search import confidence
 from pipelines.search.abstention import Abstention, Reason
 from pipelines.search.index import Candidate, Document, SearchIndex
+from pipelines.search.out_of_scope import Nearest
 
 __all__ = [
     "Article",
     "KnowledgeBase",
+    "KnowledgeFile",
     "Match",
     "SearchResult",
-    "parse_articles",
+    "parse_knowledge_file",
 ]
 
 MAX_ARTICLES = 1000
+MAX_OUT_OF_SCOPE = 5000
+MAX_QUESTION = 300
 # like a stage key: letters, digits, - _ .
 ARTICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -58,10 +64,7 @@ class Article(BaseModel):
     @field_validator("questions")
     @classmethod
     def _questions(cls, value: list[str]) -> list[str]:
-        for question in value:
-            if not question.strip() or len(question) > 300:
-                raise ValueError("each question is a sentence (1 to 300 characters)")
-        return value
+        return _sentences(value)
 
     def document(self) -> Document:
         return Document(self.id, self.title, tuple(self.keywords), self.answer,
@@ -92,6 +95,8 @@ class SearchResult:
     # how sure the search is that the best article answers (pipelines.search.confidence);
     # None when nothing was judged (no question, or `min_score: 0`)
     confidence: float | None = None
+    # the question's nearest out-of-scope question (None: the base lists none)
+    out_of_scope: Nearest | None = None
 
     @property
     def articles(self) -> list[Article]:
@@ -107,6 +112,13 @@ class KnowledgeBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     articles: list[Article] = Field(min_length=1, max_length=MAX_ARTICLES)
+    # questions people asked that no article answers (pipelines.search.out_of_scope)
+    out_of_scope: list[str] = Field(default_factory=list, max_length=MAX_OUT_OF_SCOPE)
+
+    @field_validator("out_of_scope")
+    @classmethod
+    def _out_of_scope(cls, value: list[str]) -> list[str]:
+        return _sentences(value)
     _index: SearchIndex | None = PrivateAttr(default=None)
     _by_id: dict[str, Article] = PrivateAttr(default_factory=dict)
     # the latest analyses by question: the guest's answer to a card searches its question
@@ -116,8 +128,10 @@ class KnowledgeBase(BaseModel):
     def build(self) -> KnowledgeBase:
         """Index the articles (pipelines.search.semantic.ModelUnavailable when the embedding
         model's package is missing or broken)."""
-        confidence.model()  # read now: a damaged install fails at start, not in a turn
-        self._index = SearchIndex([a.document() for a in self.articles])
+        # both read now: a damaged install fails at start, not in a turn
+        confidence.model(False)
+        confidence.model(True)
+        self._index = SearchIndex([a.document() for a in self.articles], self.out_of_scope)
         self._by_id = {a.id: a for a in self.articles}
         return self
 
@@ -147,7 +161,8 @@ class KnowledgeBase(BaseModel):
                 self._recent.popitem(last=False)
         else:
             self._recent.move_to_end(question)
-        chosen, reason, confidence = rule.select(analysis.candidates, limit)
+        chosen, reason, confidence = rule.select(analysis.candidates, limit,
+                                                 analysis.out_of_scope)
         return SearchResult(
             terms=analysis.terms,
             corrections=analysis.corrections,
@@ -156,17 +171,44 @@ class KnowledgeBase(BaseModel):
             reason=reason,
             thresholds=rule,
             confidence=confidence,
+            out_of_scope=analysis.out_of_scope,
         )
 
 
-def parse_articles(raw: Any) -> tuple[list[Article], list[str]]:
-    """The articles of one knowledge-base file, and what is wrong with it (for an admin)."""
+def _sentences(value: list[str]) -> list[str]:
+    for question in value:
+        if not question.strip() or len(question) > MAX_QUESTION:
+            raise ValueError(f"each question is a sentence (1 to {MAX_QUESTION} characters)")
+    return value
+
+
+@dataclass(frozen=True)
+class KnowledgeFile:
+    """What one knowledge-base file holds."""
+
+    articles: list[Article]
+    out_of_scope: list[str]
+
+
+SHAPE = ("the file must be a mapping with `articles:`, a list of {id, title, answer}, and/or "
+         "`out_of_scope:`, a list of questions no article answers")
+
+
+def parse_knowledge_file(raw: Any) -> tuple[KnowledgeFile, list[str]]:
+    """What one knowledge-base file holds, and what is wrong with it (for an admin)."""
     from pydantic import ValidationError
 
-    if not isinstance(raw, dict) or not isinstance(raw.get("articles"), list):
-        return [], ["the file must be a mapping with `articles:`, a list of {id, title, answer}"]
-    unknown = sorted(str(k) for k in raw if k != "articles")
-    problems = [f"unknown setting `{k}`: the file holds only `articles`" for k in unknown]
+    if not isinstance(raw, dict) or not ({"articles", "out_of_scope"} & set(raw)):
+        return KnowledgeFile([], []), [SHAPE]
+    unknown = sorted(str(k) for k in raw if k not in ("articles", "out_of_scope"))
+    problems = [f"unknown setting `{k}`: the file holds only `articles` and `out_of_scope`"
+                for k in unknown]
+    out_of_scope, out_problems = _out_of_scope(raw.get("out_of_scope", []))
+    problems += out_problems
+    if "articles" not in raw:
+        return KnowledgeFile([], out_of_scope), problems
+    if not isinstance(raw["articles"], list):
+        return KnowledgeFile([], out_of_scope), [*problems, SHAPE]
     articles: list[Article] = []
     for index, item in enumerate(raw["articles"]):
         where = f"articles[{index}]"
@@ -180,8 +222,24 @@ def parse_articles(raw: Any) -> tuple[list[Article], list[str]]:
         except (ValidationError, TypeError) as exc:
             problems.extend(f"{where}: {message}" for message in _messages(exc))
     if not raw["articles"]:
-        problems.append("`articles` is empty: add at least one article")
-    return articles, problems
+        problems.append("`articles` is empty: add at least one article, or leave `articles` "
+                        "out of a file of `out_of_scope` questions")
+    return KnowledgeFile(articles, out_of_scope), problems
+
+
+def _out_of_scope(value: Any) -> tuple[list[str], list[str]]:
+    if not isinstance(value, list):
+        return [], ["`out_of_scope` must be a list of questions no article answers"]
+    if len(value) > MAX_OUT_OF_SCOPE:
+        return [], [f"`out_of_scope` has {len(value)} questions: at most {MAX_OUT_OF_SCOPE}"]
+    kept, problems = [], []
+    for index, question in enumerate(value):
+        if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION:
+            problems.append(f"out_of_scope[{index}]: each question is a sentence "
+                            f"(1 to {MAX_QUESTION} characters)")
+        else:
+            kept.append(question)
+    return kept, problems
 
 
 def _messages(exc: Exception) -> list[str]:

@@ -33,7 +33,7 @@ from pipelines.config_templates import (  # noqa: F401 - the metadata names, use
     TemplateChecker,
     known_metadata,
 )
-from pipelines.knowledge import KnowledgeBase, parse_articles
+from pipelines.knowledge import KnowledgeBase, parse_knowledge_file
 from pipelines.problems import explain
 from pipelines.search.semantic import ModelUnavailable
 
@@ -354,6 +354,7 @@ def _knowledge_bases(
     found: dict[str, KnowledgeBase] = {}
     for tenant in config.tenants:
         articles = []
+        out_of_scope: list[str] = []
         first_file: dict[str, str] = {}
         broken = False
         for ref in tenant.knowledge_base_files:
@@ -362,11 +363,12 @@ def _knowledge_bases(
                 problems.add(f"`knowledge_base` {ref}: {problem}", tenant.id)
                 broken = True
                 continue
-            parsed, file_problems = parse_articles(raw)
+            parsed, file_problems = parse_knowledge_file(raw)
             for message in file_problems:
                 problems.add(f"`knowledge_base` {ref}: {message}", tenant.id)
             broken = broken or bool(file_problems)
-            for article in parsed:
+            out_of_scope.extend(parsed.out_of_scope)
+            for article in parsed.articles:
                 if article.id in first_file:
                     where = "twice in the file" if first_file[article.id] == ref else (
                         f"also in {first_file[article.id]}")
@@ -379,9 +381,22 @@ def _knowledge_bases(
                     continue
                 first_file[article.id] = ref
                 articles.append(article)
+        if not articles and not broken and tenant.knowledge_base_files:
+            problems.add("`knowledge_base`: its files hold no article (only `out_of_scope` "
+                         "questions): add the articles the FAQ should show", tenant.id)
+            broken = True
+        answered = {q.casefold(): a.id for a in articles for q in a.questions}
+        for question in out_of_scope:
+            if question.casefold() in answered:
+                problems.add(
+                    f"`knowledge_base`: the question {question!r} is both out of scope and an "
+                    f"example question of article {answered[question.casefold()]!r}: keep it "
+                    "in one of them", tenant.id)
+                broken = True
         if articles and not broken:
             try:
-                found[tenant.id] = KnowledgeBase(articles=articles).build()
+                found[tenant.id] = KnowledgeBase(articles=articles,
+                                                 out_of_scope=out_of_scope).build()
             except ModelUnavailable as exc:  # the same for every tenant: said once
                 problems.add(f"`knowledge_base`: {exc}", tenant.id)
                 return found

@@ -102,11 +102,13 @@ def test_a_knowledge_base_in_the_wrong_shape(tmp_path: Path) -> None:
     path = faq(files={"kb/it.yaml": "- {id: a, title: A, answer: x}\n"}, tmp_path=tmp_path)
     assert only_problem(path) == (
         "tenant 'it': `knowledge_base` kb/it.yaml: the file must be a mapping with `articles:`, "
-        "a list of {id, title, answer}"
+        "a list of {id, title, answer}, and/or `out_of_scope:`, a list of questions no article "
+        "answers"
     )
     path = faq(files={"kb/it.yaml": "articles: []\n"}, tmp_path=tmp_path)
     assert only_problem(path) == (
-        "tenant 'it': `knowledge_base` kb/it.yaml: `articles` is empty: add at least one article"
+        "tenant 'it': `knowledge_base` kb/it.yaml: `articles` is empty: add at least one "
+        "article, or leave `articles` out of a file of `out_of_scope` questions"
     )
 
 
@@ -121,7 +123,7 @@ def test_every_bad_article_is_reported(tmp_path: Path) -> None:
     )
     where = "tenant 'it': `knowledge_base` kb/it.yaml: "
     assert problems(faq(files={"kb/it.yaml": bad}, tmp_path=tmp_path)) == [
-        where + "unknown setting `extra`: the file holds only `articles`",
+        where + "unknown setting `extra`: the file holds only `articles` and `out_of_scope`",
         where + "articles[0] (id 'a'): `title`: required setting is missing",
         where + "articles[1] (id 'b c'): `id`: letters, digits, - _ . only (at most 64)",
         where + "articles[1] (id 'b c'): `link`: must be an http:// or https:// address",
@@ -197,8 +199,9 @@ def test_faq_settings_out_of_range_and_bad_bindings(tmp_path: Path) -> None:
         where + "'h': `next`: required setting is missing",
         where + "'g': `min_score`: 1.2 is not a confidence: `min_score` is how sure the search "
                 "must be that the best article answers, from 0 (always show) to below 1 "
-                "(default 0.8); before issue 16's second round it counted words in common, so "
-                "drop the old value to use the default",
+                "(leave it out for the threshold chosen with the search's model); before issue "
+                "16's second round it counted words in common, so drop the old value to use "
+                "the default",
         where + "'i': `prompt`: unknown metadata name 'Guest.Nam': did you mean 'Guest.Name'?",
         where + "'i': `solved_template`: $.body[0].text: unknown metadata name "
                 "'Faq.ArticleTitl': did you mean 'Faq.ArticleTitle'?",

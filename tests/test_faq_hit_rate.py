@@ -69,10 +69,10 @@ def test_the_test_set_is_as_varied_as_users_and_shares_no_question_with_the_dev_
 
 
 def test_hit_rate_on_the_development_set_beats_bm25_alone(kb: KnowledgeBase) -> None:
-    shown = cross_validated(kb.articles, DEV,
+    shown = cross_validated(kb, DEV,
                             lambda base, q: [a.id for a in base.search(q).articles])
     ranking = cross_validated(
-        kb.articles, DEV, lambda base, q: [c.article_id for c in base.search(q).candidates[:3]])
+        kb, DEV, lambda base, q: [c.article_id for c in base.search(q).candidates[:3]])
     baseline = BaselineSearch(kb.articles)
     old = measure(baseline.search, DEV)
     print(f"\nFAQ hit rate, dev set ({shown.questions} questions, {len(kb.articles)} articles)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app import SESSIONS
-from pipelines.search.abstention import MIN_CONFIDENCE
+from pipelines.search.confidence import model
 from storage.embedded import EmbeddedStore
 from tests import teams
 from tests.conftest import WEDNESDAY_10_UTC
@@ -58,7 +58,7 @@ async def test_every_answer_is_recorded_and_the_press_replaces_it(bot, new_chat)
     solved = by_question[SOLVED]
     assert solved["type"] == "faq_answer" and solved["tenantId"] == "service-desk"
     assert solved["stage"] == "faq" and solved["pipelineId"] == "triage"
-    assert solved["reason"] == "confident" and MIN_CONFIDENCE <= solved["confidence"] <= 1
+    assert solved["reason"] == "confident" and model(True).threshold <= solved["confidence"] <= 1
     assert solved["shown"][0]["id"] == "it-laptop-slow"
     assert solved["shown"][0]["title"] == "Your computer is running slow"
     assert {"words", "wordsRank", "meaning", "meaningRank", "fused"} <= set(solved["shown"][0])
@@ -70,7 +70,7 @@ async def test_every_answer_is_recorded_and_the_press_replaces_it(bot, new_chat)
     for question in NO_CARD:
         withheld = by_question[question]
         assert withheld["shown"] == [] and withheld["reason"] == "weak"
-        assert 0 <= withheld["confidence"] < MIN_CONFIDENCE
+        assert 0 <= withheld["confidence"] < model(True).threshold
         assert len(withheld["nearest"]) == 3 and withheld["outcome"] == "none"
     # one record per answer, replaced by the press, never doubled
     assert len({r["sessionId"] for r in records}) == len(records)

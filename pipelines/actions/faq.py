@@ -41,7 +41,13 @@ from pipelines.actions.base import (
 from pipelines.config import METADATA_KEY_PATTERN, StageConfig, TemplateRef
 from pipelines.knowledge import Article, KnowledgeBase, SearchResult
 from pipelines.search.abstention import Abstention
-from pipelines.search.records import NEAREST, Evidence, FaqAnswer, record_name
+from pipelines.search.records import (
+    NEAREST,
+    Evidence,
+    FaqAnswer,
+    OutOfScopeEvidence,
+    record_name,
+)
 from pipelines.search.records import Outcome as Pressed
 from storage.models import SessionState
 
@@ -50,10 +56,6 @@ ARTICLE_TITLE = "Faq.ArticleTitle"
 SUGGESTED = "Faq.Suggested"
 # when the question was searched: the answer's record keeps it when the guest presses later
 ASKED_AT = "Faq.AskedAt"
-# how sure the search must be that the best article answers (0 to 1: pipelines.search.
-# confidence); chosen on tests/faq_dev_set.yaml (docs/faq.md); 0 = always show
-DEFAULT_MIN_SCORE = Abstention().min_confidence
-
 SOLVED_WORDS = frozenset({
     "solved", "yes", "y", "yep", "yeah", "this solved it", "that solved it", "it solved it",
     "solved it", "it worked", "that worked", "this worked", "fixed", "fixed it",
@@ -70,8 +72,9 @@ class FaqStage(StageConfig):
     question_from: str
     max_results: int = Field(default=3, ge=1, le=5)
     # how sure the search must be that the best article answers, 0 to 1 (below 1); 0 shows
-    # the best article whatever the evidence
-    min_score: float = Field(default=DEFAULT_MIN_SCORE, ge=0)
+    # the best article whatever the evidence; unset, the threshold chosen with the search's
+    # confidence model on tests/faq_dev_set.yaml (pipelines.search.confidence, docs/faq.md)
+    min_score: float | None = Field(default=None, ge=0)
     prompt: str = Field(
         default="These articles may answer your question:", min_length=1, max_length=2000
     )
@@ -92,13 +95,13 @@ class FaqStage(StageConfig):
 
     @field_validator("min_score")
     @classmethod
-    def _confidence(cls, value: float) -> float:
-        if value >= 1:
+    def _confidence(cls, value: float | None) -> float | None:
+        if value is not None and value >= 1:
             raise ValueError(
                 f"{value:g} is not a confidence: `min_score` is how sure the search must be "
-                f"that the best article answers, from 0 (always show) to below 1 (default "
-                f"{DEFAULT_MIN_SCORE:g}); before issue 16's second round it counted words in "
-                "common, so drop the old value to use the default"
+                f"that the best article answers, from 0 (always show) to below 1 (leave it out "
+                "for the threshold chosen with the search's model); before issue 16's second "
+                "round it counted words in common, so drop the old value to use the default"
             )
         return value
 
@@ -231,6 +234,10 @@ def _record(ctx: StageContext, stage: FaqStage, question: str, result: SearchRes
                else Evidence(id=a.id, title=a.title) for a in on_card],
         nearest=[Evidence.of(c, titles.get(c.article_id, c.article_id))
                  for c in result.candidates[:NEAREST]],
+        out_of_scope=None if result.out_of_scope is None else OutOfScopeEvidence(
+            question=knowledge.out_of_scope[result.out_of_scope.question],
+            cosine=round(result.out_of_scope.cosine, 4),
+            explained=round(result.out_of_scope.explained, 4)),
     )
 
 

@@ -1,6 +1,7 @@
 """How sure the search is that its best article answers the question: a logistic model over
 the evidence, fitted on the development set (tests/faq_dev_set.yaml) by
-`bench/faq_fit_confidence.py`, which writes `confidence_model.json` beside this module.
+`bench/faq_fit_confidence.py`, which writes `confidence_model.json` beside this module, and
+`confidence_model_out_of_scope.json` for a base that lists questions it does not answer.
 
 Hand-set thresholds on each kind of evidence (words in common, cosine, both rankings agreeing)
 were tuned on the same questions before; on questions written by another author they withheld
@@ -19,6 +20,11 @@ me a joke" have none or one).
 Chosen on the development set split by author (docs/faq.md): with six of these the model
 carded more unanswerable questions and kept fewer answers; without the word-by-word coverage,
 more still.
+
+A base with `out_of_scope` questions (pipelines.search.out_of_scope) adds two
+(`OUT_OF_SCOPE_FEATURES`): the cosine of the nearest of them, and how well it explains the
+question word by word. It has its own model, fitted with them: a base without any keeps the
+first, whose evidence a missing list cannot skew.
 """
 
 from __future__ import annotations
@@ -33,19 +39,23 @@ import numpy as np
 
 from pipelines.search.coverage import Coverage
 from pipelines.search.index import Candidate
+from pipelines.search.out_of_scope import Nearest
 from pipelines.search.semantic import ModelUnavailable
 
-__all__ = ["EXAMPLE_DISCOUNT", "FEATURES", "MODEL_FILE", "Model", "evidence", "meaning", "model"]
+__all__ = ["EXAMPLE_DISCOUNT", "FEATURES", "MODEL_FILE", "OUT_OF_SCOPE_FEATURES",
+           "OUT_OF_SCOPE_MODEL_FILE", "Model", "evidence", "meaning", "model"]
 
 FEATURES = (
     "words", "meaning", "coverage_mean", "coverage_least", "coverage_explained",
     "words_first", "meaning_first", "meaning_lead", "one_common_word", "content_words",
     "both_in_first_three",
 )
+OUT_OF_SCOPE_FEATURES = (*FEATURES, "out_of_scope", "out_of_scope_words")
 # a cosine that came from the article's example questions counts this much less
 EXAMPLE_DISCOUNT = 0.15
 WORDS_CAP = 3.0
 MODEL_FILE = Path(__file__).with_name("confidence_model.json")
+OUT_OF_SCOPE_MODEL_FILE = Path(__file__).with_name("confidence_model_out_of_scope.json")
 
 
 def meaning(candidate: Candidate) -> float:
@@ -53,10 +63,13 @@ def meaning(candidate: Candidate) -> float:
     return candidate.meaning - (EXAMPLE_DISCOUNT if candidate.by_example else 0.0)
 
 
-def evidence(candidates: Sequence[Candidate]) -> np.ndarray:
-    """The features of the best candidate (candidates[0], which carries its coverage)."""
+def evidence(candidates: Sequence[Candidate], out_of_scope: Nearest | None = None
+             ) -> np.ndarray:
+    """The features of the best candidate (candidates[0], which carries its coverage), and of
+    the question's nearest out-of-scope question when the base lists any."""
     best = candidates[0]
     coverage = best.coverage or Coverage()
+    nearest = [] if out_of_scope is None else [out_of_scope.cosine, out_of_scope.explained]
     return np.asarray([
         min(best.words, WORDS_CAP),
         meaning(best),
@@ -69,6 +82,7 @@ def evidence(candidates: Sequence[Candidate]) -> np.ndarray:
         float(best.one_common_word),
         float(coverage.words),
         float(0 < best.words_rank <= 3 and best.meaning_rank <= 3),
+        *nearest,
     ], dtype=np.float64)
 
 
@@ -76,18 +90,22 @@ def evidence(candidates: Sequence[Candidate]) -> np.ndarray:
 class Model:
     """Standardised logistic regression: P(the card answers) = sigmoid(bias + weights . z)."""
 
+    features: tuple[str, ...]  # what each weight weighs (FEATURES or OUT_OF_SCOPE_FEATURES)
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     weights: tuple[float, ...]
     bias: float
+    # the confidence a card needs by default: chosen with the model on the development set
+    # (bench/faq_fit_confidence.py)
+    threshold: float = 0.5
 
     def confidence(self, features: np.ndarray) -> float:
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return float(1.0 / (1.0 + np.exp(-(self.bias + float(np.dot(self.weights, z))))))
 
     @classmethod
-    def fit(cls, features: np.ndarray, answers: np.ndarray, *, l2: float = 1.0,
-            iterations: int = 50) -> Model:
+    def fit(cls, names: tuple[str, ...], features: np.ndarray, answers: np.ndarray, *,
+            l2: float = 1.0, iterations: int = 50) -> Model:
         """Newton's method on the L2-penalised log-likelihood (the bias is not penalised):
         deterministic, no library needed for eleven numbers."""
         mean = features.mean(axis=0)
@@ -104,34 +122,43 @@ class Model:
             w -= step
             if float(np.abs(step).max()) < 1e-10:
                 break
-        return cls(mean=tuple(float(x) for x in mean), scale=tuple(float(x) for x in scale),
+        return cls(features=names, mean=tuple(float(x) for x in mean),
+                   scale=tuple(float(x) for x in scale),
                    weights=tuple(float(x) for x in w[1:]), bias=float(w[0]))
 
     def to_json(self, **about: object) -> str:
-        body = {"features": list(FEATURES), "bias": round(self.bias, 6),
+        body = {"features": list(self.features), "threshold": self.threshold,
+                "bias": round(self.bias, 6),
                 "weights": [round(x, 6) for x in self.weights],
                 "mean": [round(x, 6) for x in self.mean],
                 "scale": [round(x, 6) for x in self.scale], **about}
         return json.dumps(body, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, raw: str) -> Model:
+    def from_json(cls, raw: str, features: tuple[str, ...] = FEATURES) -> Model:
         body = json.loads(raw)
-        if tuple(body["features"]) != FEATURES:
-            raise ValueError(f"{MODEL_FILE.name} was fitted on other features "
-                             f"({body['features']}): run bench/faq_fit_confidence.py again")
-        return cls(mean=tuple(body["mean"]), scale=tuple(body["scale"]),
-                   weights=tuple(body["weights"]), bias=float(body["bias"]))
+        if tuple(body["features"]) != features:
+            raise ValueError(f"it was fitted on other features ({body['features']}): run "
+                             f"bench/faq_fit_confidence.py again")
+        threshold = float(body["threshold"])
+        if not 0 < threshold < 1:
+            raise ValueError(f"its threshold {threshold} is not between 0 and 1")
+        return cls(features=features, mean=tuple(body["mean"]), scale=tuple(body["scale"]),
+                   weights=tuple(body["weights"]), bias=float(body["bias"]),
+                   threshold=threshold)
 
 
 @functools.cache
-def model() -> Model:
-    """The shipped model, read once (when the config loads: pipelines.knowledge); a missing or
-    damaged file is ModelUnavailable naming it, never a traceback in a guest's turn."""
+def model(out_of_scope: bool = False) -> Model:
+    """The shipped model (for a base with out-of-scope questions, or without), read once (when
+    the config loads: pipelines.knowledge); a missing or damaged file is ModelUnavailable
+    naming it, never a traceback in a guest's turn."""
+    file, features = ((OUT_OF_SCOPE_MODEL_FILE, OUT_OF_SCOPE_FEATURES) if out_of_scope
+                      else (MODEL_FILE, FEATURES))
     try:
-        return Model.from_json(MODEL_FILE.read_text("utf-8"))
+        return Model.from_json(file.read_text("utf-8"), features)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelUnavailable(
-            f"the FAQ search cannot read its confidence model {MODEL_FILE}: "
+            f"the FAQ search cannot read its confidence model {file}: "
             f"{type(exc).__name__}: {exc}. It ships with Switchboard: reinstall Switchboard, "
             f"or in a checkout run `bench/faq_fit_confidence.py` to write it again") from None

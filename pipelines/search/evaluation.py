@@ -6,9 +6,10 @@ when the question asks two things), and `no_answer`, each `{q, kind}`. Top-1: th
 article is (one of) the right one(s); top-3: one is on the card. A question whose card is
 withheld misses both.
 
-When the articles' example questions (`questions`) were taken from the set itself, measuring it
-directly would grade the search on questions it holds: `cross_validated` measures each fold of
-the set on a base whose examples leave that fold's questions out.
+When the articles' example questions (`questions`) and the base's `out_of_scope` questions were
+taken from the set itself, measuring it directly would grade the search on questions it holds:
+`cross_validated` measures each fold of the set on a base that leaves that fold's questions out
+of both.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 if TYPE_CHECKING:
-    from pipelines.knowledge import Article, KnowledgeBase
+    from pipelines.knowledge import KnowledgeBase
 
 __all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "fold_bases", "measure",
            "without_examples"]
@@ -136,24 +137,24 @@ def merge(rates: Sequence[HitRate]) -> HitRate:
     )
 
 
-def without_examples(articles: Sequence[Article], part: LabelledSet) -> KnowledgeBase:
-    """A base of `articles` whose example questions leave out the questions `part` asks
-    (compared casefolded), so none of them is graded by a base that holds it."""
+def without_examples(base: KnowledgeBase, part: LabelledSet) -> KnowledgeBase:
+    """`base` without the questions `part` asks (compared casefolded) among its articles'
+    example questions and its out-of-scope questions, so none of them is graded by a base that
+    holds it."""
     from pipelines.knowledge import KnowledgeBase
 
     held = {i.question.casefold() for i in (*part.answerable, *part.unanswerable)}
     return KnowledgeBase(articles=[
         a.model_copy(update={"questions": [q for q in a.questions
                                            if q.casefold() not in held]})
-        for a in articles
-    ]).build()
+        for a in base.articles
+    ], out_of_scope=[q for q in base.out_of_scope if q.casefold() not in held]).build()
 
 
-def fold_bases(articles: Sequence[Article], labelled: LabelledSet, *, count: int = 5,
-          seed: int = 16) -> Iterator[tuple[LabelledSet, KnowledgeBase]]:
-    """`labelled` in `count` parts, each with a base of the articles without the example
-    questions that part asks (compared casefolded), so no question is graded by a base that
-    holds it."""
+def fold_bases(base: KnowledgeBase, labelled: LabelledSet, *, count: int = 5,
+               seed: int = 16) -> Iterator[tuple[LabelledSet, KnowledgeBase]]:
+    """`labelled` in `count` parts, each with `base` without the questions that part asks
+    (`without_examples`), so no question is graded by a base that holds it."""
 
     rng = random.Random(seed)
     answerable, unanswerable = list(labelled.answerable), list(labelled.unanswerable)
@@ -161,13 +162,13 @@ def fold_bases(articles: Sequence[Article], labelled: LabelledSet, *, count: int
     rng.shuffle(unanswerable)
     for fold in range(count):
         part = LabelledSet(tuple(answerable[fold::count]), tuple(unanswerable[fold::count]))
-        yield part, without_examples(articles, part)
+        yield part, without_examples(base, part)
 
 
-def cross_validated(articles: Sequence[Article], labelled: LabelledSet,
+def cross_validated(base: KnowledgeBase, labelled: LabelledSet,
                     search: Callable[[KnowledgeBase, str], list[str]], *, folds: int = 5,
                     seed: int = 16) -> HitRate:
     """`labelled` measured in `folds` parts, each on a base that has not seen that part's
     questions (`fold_bases`)."""
-    return merge([measure(lambda q, base=base: search(base, q), part)
-                  for part, base in fold_bases(articles, labelled, count=folds, seed=seed)])
+    return merge([measure(lambda q, fold=fold: search(fold, q), part)
+                  for part, fold in fold_bases(base, labelled, count=folds, seed=seed)])

@@ -1,6 +1,7 @@
 """One knowledge base's search: words (BM25), meaning (sentence embeddings) and word-by-word
 coverage (pipelines.search.coverage), fused, with the evidence for each candidate that the
-confidence model reads (pipelines.search.confidence)."""
+confidence model reads (pipelines.search.confidence), and the question's nearest out-of-scope
+question (pipelines.search.out_of_scope)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pipelines.search import semantic, text
 from pipelines.search.coverage import Coverage, Explained, WordCoverage
 from pipelines.search.fusion import ranks, reciprocal_rank_fusion
 from pipelines.search.lexical import TITLE_WEIGHT, Lexical
+from pipelines.search.out_of_scope import Nearest, OutOfScope
 from pipelines.search.typos import Speller
 
 __all__ = ["Candidate", "Document", "SearchIndex"]
@@ -77,10 +79,12 @@ class Analysis:
     # in how many articles each question term occurs (common words are weak evidence)
     document_frequency: dict[str, int] = field(default_factory=dict)
     articles: int = 0
+    # the closest question the base is known not to answer (None: the base lists none)
+    out_of_scope: Nearest | None = None
 
 
 class SearchIndex:
-    def __init__(self, documents: Sequence[Document]) -> None:
+    def __init__(self, documents: Sequence[Document], out_of_scope: Sequence[str] = ()) -> None:
         self.documents = list(documents)
         about = [text.terms(d.about()) for d in self.documents]
         answers = [text.terms(d.answer) for d in self.documents]
@@ -112,6 +116,8 @@ class SearchIndex:
         self.coverage = WordCoverage([(d.title, *d.keywords, d.answer, *d.questions)
                                       for d in self.documents])
         self.embedded += self.coverage.embedded
+        self.out_of_scope = OutOfScope(out_of_scope)
+        self.embedded += self.out_of_scope.embedded
 
     def meaning(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each article's cosine with the question: the closer of its title and keywords and
@@ -170,6 +176,7 @@ class SearchIndex:
             candidates=candidates,
             document_frequency={t: self.lexical.document_frequency.get(t, 0) for t in terms},
             articles=len(self.documents),
+            out_of_scope=self.out_of_scope.nearest(query, words),
         )
 
 

@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from pipelines.search.index import Candidate
 
-__all__ = ["TYPE", "Evidence", "FaqAnswer", "Outcome", "record_name"]
+__all__ = ["TYPE", "Evidence", "FaqAnswer", "OutOfScopeEvidence", "Outcome", "record_name"]
 
 TYPE = "faq_answer"
 # the best candidates kept on a record whatever was shown: what came close to a question
@@ -59,6 +59,14 @@ class Evidence(_Body):
                    by_example=candidate.by_example)
 
 
+class OutOfScopeEvidence(_Body):
+    """The question's nearest out-of-scope question (pipelines.search.out_of_scope)."""
+
+    question: str
+    cosine: float
+    explained: float
+
+
 class FaqAnswer(_Body):
     """One FAQ answer, as a document body (camelCase, `type` and `at` as the store wants)."""
 
@@ -78,6 +86,9 @@ class FaqAnswer(_Body):
     confidence: float | None = None
     shown: list[Evidence]
     nearest: list[Evidence]
+    # the closest question the base lists as out of scope (none: it lists none, or an older
+    # record)
+    out_of_scope: OutOfScopeEvidence | None = None
     outcome: Outcome = "none"
     solved_article: str | None = None
     outcome_at: str | None = None
