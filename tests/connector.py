@@ -96,6 +96,9 @@ class Connector:
     _transports: set[int] = field(default_factory=set)
     # seconds the connector takes to answer a post to these conversations (slow Teams)
     slow: dict[str, float] = field(default_factory=dict)
+    # the next post to each of these conversations waits until its event is set (Teams
+    # holding a send): the entry goes when that post arrives, so later posts pass
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
 
     @property
     def connections(self) -> int:
@@ -122,6 +125,9 @@ class Connector:
         delay = self.slow.get(request.match_info["conversation_id"])
         if delay:
             await asyncio.sleep(delay)
+        hold = self.held.pop(request.match_info["conversation_id"], None)
+        if hold is not None:
+            await hold.wait()
         if self.failures:
             failure = self.failures.pop(0)
             if isinstance(failure, int):

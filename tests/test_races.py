@@ -223,16 +223,17 @@ async def test_a_timer_whose_handler_outlives_its_lease_acts_once(tmp_path, make
         await guest.say("Nothing works")  # waiting: searching every 60 s (nobody installed)
         guest._new()
         clock.advance(60)
-        connector.slow = {guest.user.conversation_id: 0.5}
+        conversation = guest.user.conversation_id
+        release = asyncio.Event()
+        connector.held = {conversation: release}
         first = asyncio.create_task(one.fire_timers())
-        # one has written the reminder's effect and is sending it, slowly
-        await _until(lambda: connector.slow and first.done() is False and (
-            one.app[SESSIONS]._where))
-        await asyncio.sleep(0.2)
+        # one has written the reminder's effect and Teams is holding its send
+        await _until(lambda: conversation not in connector.held)
+        assert not first.done()
         clock.advance(61)  # its lease is gone: two claims the same timer
         await two.fire_timers()
+        release.set()
         await first
-        connector.slow = {}
         said = texts(guest._new())
         # the first reminder once (not again by two), and the next one, due by now
         assert said.count("Still looking") == 2, said
