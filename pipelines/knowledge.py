@@ -114,16 +114,16 @@ class KnowledgeBase(BaseModel):
     articles: list[Article] = Field(min_length=1, max_length=MAX_ARTICLES)
     # questions people asked that no article answers (pipelines.search.out_of_scope)
     out_of_scope: list[str] = Field(default_factory=list, max_length=MAX_OUT_OF_SCOPE)
-
-    @field_validator("out_of_scope")
-    @classmethod
-    def _out_of_scope(cls, value: list[str]) -> list[str]:
-        return _sentences(value)
     _index: SearchIndex | None = PrivateAttr(default=None)
     _by_id: dict[str, Article] = PrivateAttr(default_factory=dict)
     # the latest analyses by question: the guest's answer to a card searches its question
     # again (for the record of what they pressed), and a question is often asked twice
     _recent: OrderedDict[str, Any] = PrivateAttr(default_factory=OrderedDict)
+
+    @field_validator("out_of_scope")
+    @classmethod
+    def _out_of_scope(cls, value: list[str]) -> list[str]:
+        return _sentences(value)
 
     def build(self) -> KnowledgeBase:
         """Index the articles (pipelines.search.semantic.ModelUnavailable when the embedding
