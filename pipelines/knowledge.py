@@ -175,10 +175,16 @@ class KnowledgeBase(BaseModel):
         )
 
 
+SENTENCE = f"each question is a sentence (1 to {MAX_QUESTION} characters)"
+
+
+def _is_sentence(question: object) -> bool:
+    return isinstance(question, str) and bool(question.strip()) and len(question) <= MAX_QUESTION
+
+
 def _sentences(value: list[str]) -> list[str]:
-    for question in value:
-        if not question.strip() or len(question) > MAX_QUESTION:
-            raise ValueError(f"each question is a sentence (1 to {MAX_QUESTION} characters)")
+    if not all(_is_sentence(q) for q in value):
+        raise ValueError(SENTENCE)
     return value
 
 
@@ -234,11 +240,10 @@ def _out_of_scope(value: Any) -> tuple[list[str], list[str]]:
         return [], [f"`out_of_scope` has {len(value)} questions: at most {MAX_OUT_OF_SCOPE}"]
     kept, problems = [], []
     for index, question in enumerate(value):
-        if not isinstance(question, str) or not question.strip() or len(question) > MAX_QUESTION:
-            problems.append(f"out_of_scope[{index}]: each question is a sentence "
-                            f"(1 to {MAX_QUESTION} characters)")
-        else:
+        if _is_sentence(question):
             kept.append(question)
+        else:
+            problems.append(f"out_of_scope[{index}]: {SENTENCE}")
     return kept, problems
 
 

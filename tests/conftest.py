@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
+from pipelines.knowledge import KnowledgeBase
+from pipelines.loader import load_config
 from storage.embedded import EmbeddedStore
 from tests import teams
 from tests.agent_desk import AGENTS, Desk
@@ -95,3 +98,13 @@ async def desk(tmp_path, make_docs, connector):
                              clock=clock).start()
     yield Desk(server, connector, clock)
     await server.stop()
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    """The example help desk's knowledge base (examples/helpdesk.yaml), loaded and indexed by
+    the real config loader, once per module."""
+    config, _ = load_config(Path(__file__).resolve().parents[1] / "examples" / "helpdesk.yaml")
+    knowledge = config.knowledge_base("service-desk")
+    assert knowledge is not None
+    return knowledge

@@ -19,7 +19,6 @@ import pytest
 
 from bench.faq_baseline import BaselineSearch
 from pipelines.knowledge import KnowledgeBase
-from pipelines.loader import load_config
 from pipelines.search.evaluation import LabelledSet, cross_validated, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,14 +28,6 @@ TEST_3 = LabelledSet.load(Path(__file__).parent / "faq_test_set_3.yaml")
 TEST_4 = LabelledSet.load(Path(__file__).parent / "faq_test_set_4.yaml")
 TEST_5 = LabelledSet.load(Path(__file__).parent / "faq_test_set_5.yaml")
 TEST_6 = LabelledSet.load(Path(__file__).parent / "faq_test_set_6.yaml")
-
-
-@pytest.fixture(scope="module")
-def kb() -> KnowledgeBase:
-    config, _ = load_config(ROOT / "examples" / "helpdesk.yaml")
-    knowledge = config.knowledge_base("service-desk")
-    assert knowledge is not None
-    return knowledge
 
 
 @pytest.mark.parametrize("labelled", [DEV, TEST, TEST_3, TEST_4, TEST_5, TEST_6],

@@ -26,14 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FLIGHT = "book a flight for my trip to london"
 
 
-@pytest.fixture(scope="module")
-def kb() -> KnowledgeBase:
-    config, _ = load_config(ROOT / "examples" / "helpdesk.yaml")
-    knowledge = config.knowledge_base("service-desk")
-    assert knowledge is not None
-    return knowledge
-
-
 def nearest(scope: OutOfScope, question: str) -> Nearest | None:
     words = text.words(question)
     return scope.nearest(semantic.encoder().embed([" ".join(words)])[0], words)

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from pipelines.knowledge import Article, KnowledgeBase
-from pipelines.loader import load_config
 from pipelines.search import semantic, text
 from pipelines.search.abstention import Abstention
 from pipelines.search.confidence import FEATURES, Model, model
@@ -28,14 +27,6 @@ from pipelines.search.text import terms, words
 from pipelines.search.typos import Speller
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def kb() -> KnowledgeBase:
-    config, _ = load_config(ROOT / "examples" / "helpdesk.yaml")
-    knowledge = config.knowledge_base("service-desk")
-    assert knowledge is not None
-    return knowledge
 
 
 def shown(kb: KnowledgeBase, question: str) -> list[str]:

@@ -47,9 +47,6 @@ class OutOfScope:
         self.coverage = WordCoverage([(q,) for q in self.questions])
         self.embedded += self.coverage.embedded
 
-    def __bool__(self) -> bool:
-        return bool(self.questions)
-
     def nearest(self, query: np.ndarray, words: list[str]) -> Nearest | None:
         """The nearest to a question (its unit vector and its corrected words); None when
         there are no out-of-scope questions."""
