@@ -1,7 +1,7 @@
 """The FAQ's hit rate on the example knowledge base, with floors under the measured figures.
 
 58 articles (examples/kb/*.yaml) and seven labelled sets: the development set
-(tests/faq_dev_set.yaml, 789 questions and 185 unanswerable, by five authors: tuned on, and the
+(tests/faq_dev_set.yaml, 988 questions and 238 unanswerable, by six authors: tuned on, and the
 source of the articles' example questions and of the base's out-of-scope questions, so measured
 cross-validated) and six test sets (tests/faq_test_set.yaml, 176 and 44; faq_test_set_3.yaml
 to faq_test_set_7.yaml, 200 and 50 each: never tuned on).
@@ -76,13 +76,14 @@ def test_hit_rate_on_the_development_set_beats_bm25_alone(kb: KnowledgeBase) -> 
     print(f"  ranking alone: top-1 {ranking.top1:.3f}, top-3 {ranking.top3:.3f}")
     print(f"  BM25 only (before): top-1 {old.top1:.3f}, top-3 {old.top3:.3f}, "
           f"{old.unanswerable_shown} of {old.unanswerable}")
-    # measured (cross-validated): as shown 0.812 / 0.862, 33 of 185; ranking 0.871 / 0.958;
-    # BM25 only on the same questions: 0.657 / 0.767, 127 of 185. Without the base's
-    # out-of-scope questions (the other confidence model): 0.721 / 0.754, 18 of 185. (Before
-    # the fifth author's questions joined the set, 596 and 143: 0.804 / 0.856, 12 of 143.)
-    assert shown.top1 >= 0.80 and shown.top1 > old.top1
-    assert shown.top3 >= 0.86 and shown.top3 > old.top3
-    assert shown.unanswerable_shown <= 37 and shown.unanswerable_shown < old.unanswerable_shown
+    # measured (cross-validated): as shown 0.788 / 0.828, 32 of 238; ranking 0.879 / 0.966;
+    # BM25 only on the same questions: 0.671 / 0.774, 160 of 238. Without the base's
+    # out-of-scope questions (the other confidence model): 0.759 / 0.798, 27 of 238. (Before
+    # the sixth author's questions joined the set, 789 and 185, threshold 0.75: 0.812 / 0.862,
+    # 33 of 185; the larger set chose 0.8, which withholds more and cards less.)
+    assert shown.top1 >= 0.78 and shown.top1 > old.top1
+    assert shown.top3 >= 0.82 and shown.top3 > old.top3
+    assert shown.unanswerable_shown <= 36 and shown.unanswerable_shown < old.unanswerable_shown
     assert ranking.top1 >= 0.85 and ranking.top3 >= 0.95
 
 
@@ -105,4 +106,4 @@ def test_every_development_question_has_its_author() -> None:
     asked = [i.question for i in (*DEV.answerable, *DEV.unanswerable)]
     assert set(asked) == set(wrote)
     per_author = {a: sum(1 for q in asked if wrote[q] == a) for a in set(AUTHORS.values())}
-    assert len(per_author) == 5 and min(per_author.values()) >= 150, per_author
+    assert len(per_author) == 6 and min(per_author.values()) >= 150, per_author
