@@ -68,7 +68,8 @@ THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 AUTHORS = {"the original set": 1, "added in issue 16, first round": 1,
            "the retired first test set": 2, "by a third author": 3, "by a fourth author": 4,
            "by a fifth author": 5,
-           "by a sixth author": 6}
+           "by a sixth author": 6,
+           "by a seventh author": 7}
 
 # (fold, question, its candidates, its nearest out-of-scope question)
 Row = tuple[int, Labelled, tuple[Candidate, ...], Nearest | None]
