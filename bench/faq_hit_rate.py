@@ -39,18 +39,12 @@ from pipelines.search.evaluation import (  # noqa: E402
     HitRate,
     LabelledSet,
     cross_validated,
+    labelled_test_sets,
     measure,
 )
 
 CONFIG = ROOT / "examples" / "helpdesk.yaml"
-SETS = {"dev": ROOT / "tests" / "faq_dev_set.yaml", "test": ROOT / "tests" / "faq_test_set.yaml",
-        "test 3": ROOT / "tests" / "faq_test_set_3.yaml",
-        "test 4": ROOT / "tests" / "faq_test_set_4.yaml",
-        "test 5": ROOT / "tests" / "faq_test_set_5.yaml",
-        "test 6": ROOT / "tests" / "faq_test_set_6.yaml",
-        "test 7": ROOT / "tests" / "faq_test_set_7.yaml",
-        "test 8": ROOT / "tests" / "faq_test_set_8.yaml",
-        "test 9": ROOT / "tests" / "faq_test_set_9.yaml"}
+SETS = {"dev": ROOT / "tests" / "faq_dev_set.yaml", **labelled_test_sets(ROOT / "tests")}
 SYNTHETIC_ARTICLES = 1000
 
 _RSS = """

@@ -135,12 +135,13 @@ def test_a_question_cannot_be_both_answered_and_out_of_scope(tmp_path: Path) -> 
 
 def test_the_example_base_lists_development_questions_only(kb: KnowledgeBase) -> None:
     from pipelines.search.evaluation import LabelledSet as Set
+    from pipelines.search.evaluation import labelled_test_sets
 
     dev = Set.load(ROOT / "tests" / "faq_dev_set.yaml")
     listed = {q.casefold() for q in kb.out_of_scope}
     assert len(listed) >= 100
     assert listed <= {i.question.casefold() for i in dev.unanswerable}
-    for test in sorted((ROOT / "tests").glob("faq_test_set*.yaml")):
+    for test in labelled_test_sets(ROOT / "tests").values():
         asked = Set.load(test)
         assert not listed & {i.question.casefold()
                              for i in (*asked.answerable, *asked.unanswerable)}, test

@@ -26,8 +26,8 @@ import yaml
 if TYPE_CHECKING:
     from pipelines.knowledge import KnowledgeBase
 
-__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "fold_bases", "measure",
-           "without_examples"]
+__all__ = ["HitRate", "Labelled", "LabelledSet", "cross_validated", "fold_bases",
+           "labelled_test_sets", "measure", "without_examples"]
 
 
 @dataclass(frozen=True)
@@ -172,3 +172,15 @@ def cross_validated(base: KnowledgeBase, labelled: LabelledSet,
     questions (`fold_bases`)."""
     return merge([measure(lambda q, fold=fold: search(fold, q), part)
                   for part, fold in fold_bases(base, labelled, count=folds, seed=seed)])
+
+
+def labelled_test_sets(folder: Path) -> dict[str, Path]:
+    """The test sets in `folder`, oldest first, by name: `faq_test_set.yaml` is "test" (the
+    second set; the first was retired into the development set), `faq_test_set_N.yaml` is
+    "test N". A new set joins the bench and the tests by its file alone."""
+    def number(path: Path) -> int:
+        suffix = path.stem.removeprefix("faq_test_set")
+        return int(suffix.removeprefix("_")) if suffix else 2
+
+    found = sorted(folder.glob("faq_test_set*.yaml"), key=number)
+    return {("test" if number(p) == 2 else f"test {number(p)}"): p for p in found}
