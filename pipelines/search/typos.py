@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pipelines.search.english import english_words
 from pipelines.search.text import stemmer
+
+if TYPE_CHECKING:
+    from symspellpy.suggest_item import SuggestItem
 
 __all__ = ["Speller"]
 
@@ -74,10 +78,19 @@ class Speller:
         distance = 2 if len(word) >= LONG_WORD else 1
         found = self._words.lookup(word, Verbosity.CLOSEST, max_edit_distance=distance)
         if found:
-            return str(found[0].term)
+            return _closest(found, word)
         root = stemmer().stemWord(word)
         if len(root) >= MIN_LENGTH:
             found = self._stems.lookup(root, Verbosity.CLOSEST, max_edit_distance=1)
             if found:
-                return self._spelling[found[0].term]
+                return self._spelling[_closest(found, root)]
         return word
+
+
+def _closest(found: list[SuggestItem], typo: str) -> str:
+    """The best of SymSpell's closest suggestions. SymSpell orders equally close, equally
+    frequent words by Python's string hashes, which differ from process to process: two
+    instances would correct the same question differently. Ties go to the more frequent word,
+    then to one that starts like the typo (people rarely miss the first letter), then to the
+    first alphabetically."""
+    return min(found, key=lambda s: (s.distance, -s.count, s.term[:1] != typo[:1], s.term)).term
