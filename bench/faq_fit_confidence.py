@@ -21,8 +21,11 @@ top-1, top-3 and the unanswerable questions shown a card, as the faq stage would
 the same with the development set by author (`AUTHORS`; each author's questions on a base
 without them, scored by a model fitted on the other authors' questions), the closer likeness of
 questions nobody tuned on. Each model's threshold (the `min_score` a stage gets when it sets
-none) is where top-3 less the carded share peaks, the two tables summed: a withheld answer and a
-wrong card cost the same. The test sets play no part here.
+none) is the lowest, so the most answers shown, at which both tables card at most `BUDGET` of the
+unanswerable questions: two thirds of the share issue 16 allows (15%), leaving room for people
+who ask harder ones than the development set's authors. (Until the seventh round it was where
+top-3 less the carded share peaked, which valued a withheld answer and a wrong card the same and
+chose on a flat curve.) The test sets play no part here.
 """
 
 from __future__ import annotations
@@ -63,13 +66,18 @@ CONFIG = ROOT / "examples" / "helpdesk.yaml"
 DEV = ROOT / "tests" / "faq_dev_set.yaml"
 L2 = 1.0
 THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+# the share of unanswerable questions a default threshold may card, in both tables
+BUDGET = 0.10
 
 # who wrote each block of tests/faq_dev_set.yaml (its "# ---- " lines), by the block's first words
 AUTHORS = {"the original set": 1, "added in issue 16, first round": 1,
            "the retired first test set": 2, "by a third author": 3, "by a fourth author": 4,
            "by a fifth author": 5,
            "by a sixth author": 6,
-           "by a seventh author": 7}
+           "by a seventh author": 7,
+           "the retired second test set": 8, "the retired third test set": 9,
+           "the retired fourth test set": 10, "the retired fifth test set": 11,
+           "the retired sixth test set": 12, "by an eighth author": 13}
 
 # (fold, question, its candidates, its nearest out-of-scope question)
 Row = tuple[int, Labelled, tuple[Candidate, ...], Nearest | None]
@@ -148,8 +156,8 @@ def fit(data: list[Row]) -> Model:
 
 
 def table(data: list[Row], show: bool = True) -> dict[float, float]:
-    """Each threshold's top-3 less the carded share, each part scored by a model fitted on the
-    others (printed with top-1, top-3 and the carded count when `show`)."""
+    """Each threshold's share of unanswerable questions carded, each part scored by a model
+    fitted on the others (printed with top-1 and top-3 when `show`)."""
     folds = sorted({fold for fold, _, _, _ in data})
     scored: list[tuple[Labelled, tuple[Candidate, ...], float]] = []
     for fold in folds:
@@ -158,9 +166,9 @@ def table(data: list[Row], show: bool = True) -> dict[float, float]:
                        model.confidence(evidence(candidates, nearest)) if candidates else 0.0)
                       for f, item, candidates, nearest in data if f == fold)
     if show:
-        print("threshold  top-1  top-3  top-3 less the carded share  unanswerable shown a "
-              "card (each part scored by a model fitted on the others)")
-    net: dict[float, float] = {}
+        print("threshold  top-1  top-3  unanswerable shown a card (each part scored by a model "
+              "fitted on the others)")
+    carded_share: dict[float, float] = {}
     # the card's articles once the best is shown; whether it is shown is the fold's model's call
     always = Abstention(min_confidence=0)
     for threshold in THRESHOLDS:
@@ -176,12 +184,11 @@ def table(data: list[Row], show: bool = True) -> dict[float, float]:
             else:
                 unanswerable += 1
                 carded += bool(shown)
-        net[threshold] = top3 / answerable - carded / unanswerable
+        carded_share[threshold] = carded / unanswerable
         if show:
             print(f"  {threshold:<8} {top1 / answerable:.3f}  {top3 / answerable:.3f}  "
-                  f"{net[threshold]:.3f}                       "
                   f"{carded} of {unanswerable} ({carded / unanswerable:.1%})")
-    return net
+    return carded_share
 
 
 def main(check: bool) -> int:
@@ -206,8 +213,9 @@ def main(check: bool) -> int:
             print(f"\n{listed} out-of-scope questions: by author ({len(set(AUTHORS.values()))}: "
                   f"each scored by a model fitted on the others)")
         authored = table(by_author(out_of_scope), show=not check)
-        # where top-3 less the carded share peaks, cross-validated and by author together
-        threshold = max(THRESHOLDS, key=lambda t: (folds[t] + authored[t], t))
+        # the most answers whose carded share stays within the budget in both tables
+        threshold = min((t for t in THRESHOLDS
+                         if folds[t] <= BUDGET and authored[t] <= BUDGET), default=THRESHOLDS[-1])
         model = replace(fit(data), threshold=threshold)
         shipped = model.to_json(
             fitted_on=f"tests/faq_dev_set.yaml, cross-validated (5 folds), on the example's base "

@@ -66,14 +66,14 @@ def test_the_closer_an_out_of_scope_question_the_less_sure_the_search() -> None:
 
 
 def test_a_question_like_a_known_out_of_scope_one_gets_no_card(kb: KnowledgeBase) -> None:
-    # its best candidate is annual leave ("book"), and without the list the search is fairly
-    # sure of it; the base lists a question about booking flights through the travel agent as
-    # one it does not answer
+    # its best candidate is annual leave ("book"), and without the list the search is half
+    # sure of it (0.58); the base lists a question about booking flights through the travel
+    # agent as one it does not answer (0.06)
     without = KnowledgeBase(articles=kb.articles).build().search(FLIGHT)
     found = kb.search(FLIGHT)
     assert without.candidates[0].article_id == found.candidates[0].article_id == "hr-annual-leave"
     assert without.confidence is not None and found.confidence is not None
-    assert without.confidence > 0.6 and found.confidence < 0.3
+    assert without.confidence > 0.5 and found.confidence < 0.15
     assert found.shown == () and found.reason == "weak"
     assert found.out_of_scope is not None
     assert "flight" in kb.out_of_scope[found.out_of_scope.question]
