@@ -12,11 +12,12 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from admin.common import USAGE, fail, open_store, out, run
+from admin.common import USAGE, fail, open_store, out, run, settings
 from admin.sessions import ConfigOption, DbOption, _tenant_names
 from pipelines.search.records import TYPE, FaqAnswer
 
@@ -211,3 +212,57 @@ def report(
             out()
         label = f"{names[tenant_id]} ({tenant_id})" if tenant_id in names else tenant_id
         _print(label, reports[tenant_id])
+
+
+@app.command()
+def learn(
+    question: Annotated[str, typer.Argument(
+        metavar="QUESTION", help="The question as people asked it (from `faq report`); after "
+                                 "`--` when it starts with a dash.")],
+    article: Annotated[str | None, typer.Option(
+        help="The article that answers it (its id): it becomes one of its example questions.")]
+        = None,
+    out_of_scope: Annotated[bool, typer.Option(
+        "--out-of-scope", help="No article answers it: add it to the out-of-scope list.")]
+        = False,
+    tenant: Annotated[str | None, typer.Option(
+        help="The tenant (its id); needed when several have a knowledge base.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a question into the tenant's knowledge base: as an example question of the article
+    that answers it, or into the out-of-scope list. The file keeps its comments and layout; the
+    bot uses it from its next start."""
+    from admin.faq_learn import LearnError, lock_for
+    from admin.faq_learn import learn as write
+    from pipelines.loader import ConfigError, load_config
+
+    if (article is None) == (not out_of_scope):
+        raise fail("say where the question goes: --article ID (the article that answers it) "
+                   "or --out-of-scope (none does)", USAGE)
+    path = Path(config or settings().config_path)
+    try:
+        with lock_for(path):  # the check and the write, one admin at a time
+            try:
+                loaded, _ = load_config(path)
+            except ConfigError as exc:
+                raise fail(f"the configuration has problems; fix them first (`switchboard-admin "
+                           f"config validate {path}`): {exc.problems[0]}") from None
+            with_kb = [t.id for t in loaded.tenants if t.knowledge_base_files]
+            if tenant is None and len(with_kb) != 1:
+                raise fail(f"say which tenant with --tenant: {', '.join(with_kb) or 'none'} "
+                           "have a knowledge base", USAGE)
+            learnt = write(loaded, path, tenant or with_kb[0], question, article_id=article)
+    except LearnError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:  # a full disk, a read-only folder, another admin holding the lock
+        raise fail(f"nothing written: cannot write the knowledge base beside {path}: {exc}; "
+                   "the files are as they were") from None
+    name = learnt.file.name
+    if not learnt.added:
+        out(f"already in {learnt.where} ({name}); nothing written")
+        return
+    out(f"added to {learnt.where} in {name} ({learnt.count} questions there now); the bot uses "
+        "it from its next start")
+    if learnt.reformatted:
+        out(f"note: the YAML writer changed the layout of other lines of {name} (their content is "
+            "the same); check the diff")

@@ -75,15 +75,19 @@ class BotServer:
                 return resp.status, body
 
 
-_LOADED: dict[tuple[str, float], Any] = {}
+_LOADED: dict[tuple[str, tuple[tuple[str, int], ...]], Any] = {}
 
 
 def loaded(path: str) -> Any:
-    """A config file loaded once per test run (and again when it changes): starting a bot
-    then costs milliseconds, not the checking of every card against the schema."""
+    """A config file loaded once per test run (and again when it, or a YAML/JSON file beside or
+    under it, changes: its cards and knowledge base): starting a bot then costs milliseconds, not
+    the checking of every card against the schema."""
     from pipelines.loader import load_config
 
-    key = (str(Path(path).resolve()), Path(path).stat().st_mtime)
+    folder = Path(path).resolve().parent
+    files = tuple(sorted((str(f), f.stat().st_mtime_ns) for f in folder.rglob("*")
+                         if f.suffix in (".yaml", ".yml", ".json") and f.is_file()))
+    key = (str(Path(path).resolve()), files)
     if key not in _LOADED:
         _LOADED[key] = load_config(path)[0]
     return _LOADED[key]

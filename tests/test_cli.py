@@ -50,6 +50,7 @@ COMMANDS = [
     [], ["config"], ["config", "validate"], ["config", "draw"], ["manifest"],
     ["manifest", "build"], ["manifest", "check"], ["manifest", "publish"], ["simulate"],
     ["sessions"], ["sessions", "list"], ["sessions", "show"], ["agents"], ["agents", "list"],
+    ["faq"], ["faq", "report"], ["faq", "learn"],
 ]
 
 
