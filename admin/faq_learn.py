@@ -87,10 +87,11 @@ def learn(config: SwitchboardConfig, config_path: Path, tenant_id: str, question
 
 
 def _tenant(config: SwitchboardConfig, tenant_id: str) -> TenantConfig:
-    tenant = next((t for t in config.tenants if t.id == tenant_id), None)
-    if tenant is None:
+    try:
+        tenant = config.tenant(tenant_id)
+    except KeyError:
         raise LearnError(f"unknown tenant {tenant_id!r}: the configuration has "
-                         f"{', '.join(t.id for t in config.tenants)}")
+                         f"{', '.join(t.id for t in config.tenants)}") from None
     if not tenant.knowledge_base_files:
         raise LearnError(f"tenant {tenant_id!r} has no `knowledge_base`: add one to its "
                          "configuration first (docs/faq.md, Configure)")

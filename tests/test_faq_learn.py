@@ -20,10 +20,11 @@ import pytest
 from pipelines.loader import load_config
 from storage.embedded import EmbeddedStore
 from tests import teams
-from tests.harness import BotServer, Chat, settings_for, texts
+from tests.harness import BotServer, Chat, settings_for
 from tests.test_cli import EXAMPLE, cli, env
+from tests.test_faq_report import FAQ_PROMPT
+from tests.test_faq_report import ask as ask_in
 
-FAQ_PROMPT = "These articles may answer your question:"
 GLOBE = "the globe icon by the clock, what do I put in it"  # no card; the VPN article answers it
 DOG = "can I book annual leave for my dog"  # the annual-leave card; no article answers it
 VPN_TITLE = "Connect to the VPN from home"
@@ -42,9 +43,7 @@ def learn(config: Path, question: str, *options: str) -> subprocess.CompletedPro
 
 
 async def ask(server: BotServer, connector, name: str, question: str) -> str:
-    chat = Chat(teams.TeamsUser.make(name), server, connector)
-    await chat.say("hi")
-    return texts(await chat.answer(question))
+    return await ask_in(Chat(teams.TeamsUser.make(name), server, connector), question)
 
 
 async def test_reported_learnt_and_answered_at_the_next_start(copy: Path, tmp_path: Path,

@@ -175,13 +175,11 @@ def cross_validated(base: KnowledgeBase, labelled: LabelledSet,
 
 
 def labelled_test_sets(folder: Path) -> dict[str, Path]:
-    """The test sets in `folder`, oldest first, by name: `faq_test_set_N.yaml` is "test N"
-    (`faq_test_set.yaml`, the second set's file, would be "test"; it and the first, third to
-    sixth were retired into the development set). A new set joins the bench and the tests by
-    its file alone."""
+    """The test sets in `folder`, oldest first, by name: `faq_test_set_N.yaml` is "test N" (the
+    first to sixth were retired into the development set). A new set joins the bench and the
+    tests by its file alone."""
     def number(path: Path) -> int:
-        suffix = path.stem.removeprefix("faq_test_set")
-        return int(suffix.removeprefix("_")) if suffix else 2
+        return int(path.stem.removeprefix("faq_test_set_"))
 
-    found = sorted(folder.glob("faq_test_set*.yaml"), key=number)
-    return {("test" if number(p) == 2 else f"test {number(p)}"): p for p in found}
+    found = sorted(folder.glob("faq_test_set_*.yaml"), key=number)
+    return {f"test {number(p)}": p for p in found}
